@@ -1,0 +1,58 @@
+// Kernels of the Llama forward and backward pass, one file per layer.
+//
+// Notation used in every shape comment:
+//   N  tokens in a packed batch (all sequences laid end to end)
+//   C  hidden size, V vocabulary, F intermediate (MLP) size
+//   NH query heads, NKV key/value heads, HS head size
+//   Q = NH*HS, KV = NKV*HS, QKV = Q + 2*KV
+// Matrices are row-major; weights are stored as Hugging Face stores them, (out, in).
+// Arguments go outputs, then inputs, then sizes.
+// Every *_backward ACCUMULATES into its gradient outputs (+=); callers zero them.
+#pragma once
+#include <cstdint>
+
+namespace nrt {
+
+// ---- matmul.cc: out(N,OUT) = inp(N,IN) @ weight(OUT,IN)^T
+void matmul_forward(float* out, const float* inp, const float* weight, int N, int IN, int OUT, bool accumulate);
+void matmul_forward_naive(float* out, const float* inp, const float* weight, int N, int IN, int OUT, bool accumulate);
+// dinp(N,IN) += dout @ weight ; dweight(OUT,IN) += dout^T @ inp   (either output may be null)
+void matmul_backward(float* dinp, float* dweight, const float* dout, const float* inp, const float* weight, int N,
+                     int IN, int OUT);
+void matmul_backward_naive(float* dinp, float* dweight, const float* dout, const float* inp, const float* weight,
+                           int N, int IN, int OUT);
+
+// ---- rmsnorm.cc: out = inp / rms(inp) * weight, rstd(N) saved for backward
+void rmsnorm_forward(float* out, float* rstd, const float* inp, const float* weight, int N, int C, float eps);
+void rmsnorm_backward(float* dinp, float* dweight, const float* dout, const float* inp, const float* weight,
+                      const float* rstd, int N, int C);
+
+// ---- rope.cc: half-split rotary embedding (Hugging Face rotate_half), in place on nheads heads of each row
+// x(N, stride) holds heads at columns [col0, col0 + nheads*HS); pos(N) is each token's position.
+void rope_forward(float* x, const int32_t* pos, int N, int stride, int col0, int nheads, int HS, float theta);
+// The rotation is orthogonal, so backward rotates the gradient by -angle (in place).
+void rope_backward(float* dx, const int32_t* pos, int N, int stride, int col0, int nheads, int HS, float theta);
+
+// ---- attention.cc: causal (optionally sliding-window) grouped-query attention over packed sequences
+// qkv(N,QKV) rows are [q | k | v]; seq_start(S+1) are token offsets; att holds the softmax probabilities,
+// per sequence s an (NH, T_s, T_s) block at att_off[s]. window <= 0 means full causal attention.
+void attention_forward(float* out, float* att, const float* qkv, const int32_t* seq_start, const int64_t* att_off,
+                       int S, int NH, int NKV, int HS, int window);
+void attention_backward(float* dqkv, const float* dout, const float* att, const float* qkv, const int32_t* seq_start,
+                        const int64_t* att_off, int S, int NH, int NKV, int HS, int window);
+
+// ---- swiglu.cc: out(N,F) = silu(gu[:, :F]) * gu[:, F:], gu(N,2F)
+void swiglu_forward(float* out, const float* gu, int N, int F);
+void swiglu_backward(float* dgu, const float* dout, const float* gu, int N, int F);
+
+// ---- embedding.cc: out(N,C) = table[tokens]
+void embedding_forward(float* out, const int32_t* tokens, const float* table, int N, int C);
+void embedding_backward(float* dtable, const float* dout, const int32_t* tokens, int N, int C);
+
+// ---- xent.cc: per-row log-sum-exp, target log-probability and entropy of softmax(logits)
+// logits(N,V); target(N) with -1 meaning "no target at this row"; lse, logp, ent (N)
+void xent_forward(float* lse, float* logp, float* ent, const float* logits, const int32_t* target, int N, int V);
+// dlogits(N,V) = w(N) * (softmax(logits) - onehot(target)), written (not accumulated) in place over logits
+void xent_backward_inplace(float* logits, const float* lse, const int32_t* target, const float* w, int N, int V);
+
+}  // namespace nrt

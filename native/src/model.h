@@ -1,0 +1,110 @@
+// The Llama (and Mistral) model over one flat parameter buffer.
+// Sizes follow kernels.h: N tokens, C hidden, V vocab, F intermediate, NH/NKV heads, HS head size, L layers.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace nrt {
+
+struct Config {
+  int V = 0, C = 0, L = 0, NH = 0, NKV = 0, HS = 0, F = 0;
+  float eps = 1e-5f, theta = 10000.0f;
+  int window = 0;  // sliding window W (0: full causal attention)
+  bool tied = false;
+  int Q() const { return NH * HS; }
+  int KV() const { return NKV * HS; }
+  int QKV() const { return Q() + 2 * KV(); }
+};
+
+// One row of the parameter table: the Hugging Face name, its shape, where it lives in the flat buffer, and whether
+// AdamW decays it (matrices yes, norm weights no). The table is the single source of the layout; TypeScript reads it.
+struct ParamInfo {
+  std::string name;
+  std::vector<int64_t> shape;
+  int64_t offset = 0, size = 0;
+  bool decay = true;
+};
+std::vector<ParamInfo> param_table(const Config& c);
+int64_t param_count(const Config& c);
+
+// Offsets of one layer's tensors. q,k,v are adjacent, so [wq; wk; wv] is one (QKV, C) matrix; likewise
+// [wgate; wup] is one (2F, C) matrix.
+struct LayerOffsets {
+  int64_t in_norm, wqkv, wo, post_norm, wgu, wdown;
+};
+struct Offsets {
+  int64_t embed, final_norm, lm_head;
+  std::vector<LayerOffsets> layers;
+};
+Offsets offsets(const Config& c);
+
+// Everything the backward pass needs from one forward pass over a packed batch.
+struct Activations {
+  int N = 0, S = 0;
+  std::vector<int32_t> tokens, seq_start, pos, target;  // target[n] = tokens[n+1] in the same sequence, else -1
+  std::vector<int64_t> att_off;                         // (S+1)
+  std::vector<float> x;      // (L+1, N, C) residual stream entering each layer; x[L] enters the final norm
+  std::vector<float> h1;     // (L, N, C)   input_layernorm output
+  std::vector<float> rstd1;  // (L, N)
+  std::vector<float> qkv;    // (L, N, QKV) after RoPE
+  std::vector<float> att;    // (L, att_off[S]) softmax probabilities
+  std::vector<float> y;      // (L, N, Q)   attention output before o_proj
+  std::vector<float> xm;     // (L, N, C)   residual after attention
+  std::vector<float> h2;     // (L, N, C)   post_attention_layernorm output
+  std::vector<float> rstd2;  // (L, N)
+  std::vector<float> gu;     // (L, N, 2F)  gate and up projections
+  std::vector<float> a;      // (L, N, F)   silu(gate) * up
+  std::vector<float> hf;     // (N, C)      final norm output
+  std::vector<float> rstdf;  // (N)
+  std::vector<float> logits; // (N, V)      overwritten by dlogits in backward
+  std::vector<float> lse, logp, ent;  // (N) per row: log-sum-exp, log p(target), entropy
+  bool has_logits_grad = false;
+};
+
+// Forward over S packed sequences (seq_lens sums to N). Fills acts; per-row logp/ent predict the next token.
+void model_forward(Activations& acts, const Config& c, const float* params, const int32_t* tokens,
+                   const int32_t* seq_lens, int S);
+// Backward with a weight per target row: loss = sum_n w[n] * (-logp[n]). Accumulates into grads; returns loss.
+double model_backward(Activations& acts, const Config& c, const float* params, float* grads, const float* row_w);
+
+// ---- KV-cache inference (sampler.cc)
+struct KVCache {
+  int B = 0, T = 0;       // streams, positions per stream
+  std::vector<float> k, v;  // (L, B, T, KV)
+};
+void kvcache_init(KVCache& kv, const Config& c, int B, int T);
+// Runs n tokens (token, stream, position) through the model, writing their keys/values into the cache; each token
+// attends to its stream's cached positions <= its own (within the window). Writes logits (n_out, V) for the rows
+// listed in out_rows.
+void model_forward_cached(float* logits, KVCache& kv, const Config& c, const float* params, const int32_t* tokens,
+                          const int32_t* stream, const int32_t* pos, int n, const int32_t* out_rows, int n_out);
+
+struct SampleOptions {
+  int max_new = 64;
+  float temperature = 1.0f;  // 0: greedy
+  int top_k = 0;             // 0: off
+  float top_p = 1.0f;        // 1: off
+  uint64_t seed = 0;
+  std::vector<int32_t> stop;  // generation of a stream ends after it emits one of these
+};
+struct SampleResult {
+  std::vector<int32_t> tokens;  // (B, max_new), -1 past each stream's end
+  std::vector<float> logp;      // (B, max_new) log-probability under the model (temperature 1)
+  std::vector<float> ent;       // (B, max_new) entropy (nats) of the model's distribution at that step
+  std::vector<int32_t> len;     // (B) tokens generated, the stop token included
+  std::vector<uint8_t> stopped; // (B) 1 if the stream ended on a stop token
+};
+SampleResult generate(const Config& c, const float* params, const int32_t* prompts, const int32_t* prompt_lens, int B,
+                      const SampleOptions& opt);
+
+// ---- optim.cc
+struct AdamW {
+  float lr, beta1, beta2, eps, weight_decay, clip;  // clip <= 0: no clipping
+  int64_t step;                                      // 1-based step for bias correction
+};
+double grad_norm(const float* grads, int64_t n);
+// Clips the gradient to global norm `clip` and applies one AdamW step; returns the norm before clipping.
+double adamw_step(const Config& c, float* params, const float* grads, float* m, float* v, const AdamW& h);
+
+}  // namespace nrt

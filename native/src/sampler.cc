@@ -1,0 +1,219 @@
+// Inference with a KV cache: a cached forward pass for any mix of (token, stream, position), and batched
+// sampling with temperature, top-k and top-p, seeded per stream.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <numeric>
+#include <stdexcept>
+
+#include "kernels/kernels.h"
+#include "model.h"
+
+namespace nrt {
+
+void kvcache_init(KVCache& kv, const Config& c, int B, int T) {
+  kv.B = B;
+  kv.T = T;
+  kv.k.assign((size_t)c.L * B * T * c.KV(), 0.0f);
+  kv.v.assign((size_t)c.L * B * T * c.KV(), 0.0f);
+}
+
+// tokens(n) at (stream(n), pos(n)); cache (L, B, T, KV); logits (n_out, V) for rows out_rows(n_out)
+void model_forward_cached(float* logits, KVCache& kv, const Config& c, const float* P, const int32_t* tokens,
+                          const int32_t* stream, const int32_t* pos, int n, const int32_t* out_rows, int n_out) {
+  const int C = c.C, F = c.F, Q = c.Q(), KV = c.KV(), QKV = c.QKV(), HS = c.HS, group = c.NH / c.NKV;
+  const float scale = 1.0f / std::sqrt((float)HS);
+  for (int i = 0; i < n; i++)
+    if (pos[i] >= kv.T || stream[i] >= kv.B) throw std::runtime_error("position beyond the KV cache");
+  const Offsets o = offsets(c);
+  std::vector<float> x((size_t)n * C), h((size_t)n * C), rstd(n), qkv((size_t)n * QKV), y((size_t)n * Q),
+      gu((size_t)n * 2 * F), a((size_t)n * F);
+  embedding_forward(x.data(), tokens, P + o.embed, n, C);
+  for (int l = 0; l < c.L; l++) {
+    const LayerOffsets& lo = o.layers[l];
+    float* K = kv.k.data() + (size_t)l * kv.B * kv.T * KV;
+    float* Vc = kv.v.data() + (size_t)l * kv.B * kv.T * KV;
+    rmsnorm_forward(h.data(), rstd.data(), x.data(), P + lo.in_norm, n, C, c.eps);
+    matmul_forward(qkv.data(), h.data(), P + lo.wqkv, n, C, QKV, false);
+    rope_forward(qkv.data(), pos, n, QKV, 0, c.NH, HS, c.theta);
+    rope_forward(qkv.data(), pos, n, QKV, Q, c.NKV, HS, c.theta);
+    for (int i = 0; i < n; i++) {
+      size_t at = ((size_t)stream[i] * kv.T + pos[i]) * KV;
+      std::memcpy(K + at, qkv.data() + (size_t)i * QKV + Q, sizeof(float) * KV);
+      std::memcpy(Vc + at, qkv.data() + (size_t)i * QKV + Q + KV, sizeof(float) * KV);
+    }
+#pragma omp parallel
+    {
+      std::vector<float> p(kv.T);
+#pragma omp for schedule(static) collapse(2)
+      for (int i = 0; i < n; i++)
+        for (int hh = 0; hh < c.NH; hh++) {
+          const int kvh = hh / group, pi = pos[i];
+          const int lo_j = c.window > 0 && pi - c.window + 1 > 0 ? pi - c.window + 1 : 0;
+          const float* q = qkv.data() + (size_t)i * QKV + hh * HS;
+          const float* Ks = K + (size_t)stream[i] * kv.T * KV + kvh * HS;
+          const float* Vs = Vc + (size_t)stream[i] * kv.T * KV + kvh * HS;
+          float mx = -INFINITY;
+          for (int j = lo_j; j <= pi; j++) {
+            float d = 0.0f;
+            for (int e = 0; e < HS; e++) d += q[e] * Ks[(size_t)j * KV + e];
+            p[j] = d * scale;
+            mx = std::max(mx, p[j]);
+          }
+          float sum = 0.0f;
+          for (int j = lo_j; j <= pi; j++) {
+            p[j] = std::exp(p[j] - mx);
+            sum += p[j];
+          }
+          float* yo = y.data() + (size_t)i * Q + hh * HS;
+          for (int e = 0; e < HS; e++) yo[e] = 0.0f;
+          for (int j = lo_j; j <= pi; j++) {
+            const float w = p[j] / sum;
+            for (int e = 0; e < HS; e++) yo[e] += w * Vs[(size_t)j * KV + e];
+          }
+        }
+    }
+    matmul_forward(x.data(), y.data(), P + lo.wo, n, Q, C, true);
+    rmsnorm_forward(h.data(), rstd.data(), x.data(), P + lo.post_norm, n, C, c.eps);
+    matmul_forward(gu.data(), h.data(), P + lo.wgu, n, C, 2 * F, false);
+    swiglu_forward(a.data(), gu.data(), n, F);
+    matmul_forward(x.data(), a.data(), P + lo.wdown, n, F, C, true);
+  }
+  std::vector<float> xo((size_t)n_out * C), ho((size_t)n_out * C), ro(n_out);
+  for (int r = 0; r < n_out; r++) std::memcpy(xo.data() + (size_t)r * C, x.data() + (size_t)out_rows[r] * C, sizeof(float) * C);
+  rmsnorm_forward(ho.data(), ro.data(), xo.data(), P + o.final_norm, n_out, C, c.eps);
+  matmul_forward(logits, ho.data(), P + o.lm_head, n_out, C, c.V, false);
+}
+
+// splitmix64: one independent stream of uniform numbers per sequence, so a stream's tokens do not depend on
+// which other streams share its batch.
+struct Rng {
+  uint64_t s;
+  double uniform() {
+    uint64_t z = (s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    z ^= z >> 31;
+    return (double)(z >> 11) * (1.0 / 9007199254740992.0);
+  }
+};
+
+// Picks a token from one row of logits(V). logp and ent are those of the untempered model distribution.
+static int sample_row(const float* x, int V, const SampleOptions& opt, Rng& rng, float* logp, float* ent,
+                      std::vector<int>& idx, std::vector<double>& pr) {
+  float mx = -INFINITY;
+  int arg = 0;
+  for (int v = 0; v < V; v++)
+    if (x[v] > mx) mx = x[v], arg = v;
+  double sum = 0, dot = 0;
+  for (int v = 0; v < V; v++) {
+    double e = std::exp((double)x[v] - mx);
+    sum += e;
+    dot += e * ((double)x[v] - mx);
+  }
+  const double lse = std::log(sum);
+  *ent = (float)(lse - dot / sum);
+  int tok = arg;
+  if (opt.temperature > 0) {
+    const double invT = 1.0 / opt.temperature;
+    const bool filter = (opt.top_k > 0 && opt.top_k < V) || opt.top_p < 1.0f;
+    idx.resize(V);
+    std::iota(idx.begin(), idx.end(), 0);
+    int keep = V;
+    if (filter) {
+      keep = opt.top_k > 0 && opt.top_k < V ? opt.top_k : V;
+      std::partial_sort(idx.begin(), idx.begin() + keep, idx.end(),
+                        [&](int a, int b) { return x[a] > x[b] || (x[a] == x[b] && a < b); });
+    }
+    pr.resize(keep);
+    double tot = 0;
+    for (int r = 0; r < keep; r++) tot += (pr[r] = std::exp(((double)x[idx[r]] - mx) * invT));
+    if (opt.top_p < 1.0f) {
+      double cum = 0;
+      int r = 0;
+      for (; r < keep; r++) {
+        cum += pr[r] / tot;
+        if (cum >= opt.top_p) break;
+      }
+      keep = std::min(keep, r + 1);
+      tot = 0;
+      for (int q = 0; q < keep; q++) tot += pr[q];
+    }
+    double u = rng.uniform() * tot, acc = 0;
+    tok = idx[keep - 1];
+    for (int r = 0; r < keep; r++) {
+      acc += pr[r];
+      if (u < acc) {
+        tok = idx[r];
+        break;
+      }
+    }
+  }
+  *logp = (float)(((double)x[tok] - mx) - lse);
+  return tok;
+}
+
+SampleResult generate(const Config& c, const float* P, const int32_t* prompts, const int32_t* prompt_lens, int B,
+                      const SampleOptions& opt) {
+  SampleResult R;
+  const int M = opt.max_new;
+  R.tokens.assign((size_t)B * M, -1);
+  R.logp.assign((size_t)B * M, 0.0f);
+  R.ent.assign((size_t)B * M, 0.0f);
+  R.len.assign(B, 0);
+  R.stopped.assign(B, 0);
+  if (B == 0) return R;
+  int maxp = 0, total = 0;
+  for (int b = 0; b < B; b++) maxp = std::max(maxp, prompt_lens[b]), total += prompt_lens[b];
+  KVCache kv;
+  kvcache_init(kv, c, B, maxp + M);
+  std::vector<int32_t> tok(total), str(total), pos(total), rows;
+  for (int b = 0, t = 0; b < B; b++) {
+    for (int i = 0; i < prompt_lens[b]; i++, t++) tok[t] = prompts[t], str[t] = b, pos[t] = i;
+    rows.push_back(t - 1);
+  }
+  std::vector<float> logits((size_t)B * c.V);
+  model_forward_cached(logits.data(), kv, c, P, tok.data(), str.data(), pos.data(), total, rows.data(), B);
+  std::vector<int32_t> active(B);  // stream of each logits row
+  std::iota(active.begin(), active.end(), 0);
+  std::vector<Rng> rng(B);
+  for (int b = 0; b < B; b++) rng[b].s = opt.seed * 0xD1B54A32D192ED03ull + (uint64_t)b * 0x9E3779B97F4A7C15ull + 1;
+  for (int step = 0; step < M && !active.empty(); step++) {
+    const int n = (int)active.size();
+#pragma omp parallel
+    {
+      std::vector<int> idx;
+      std::vector<double> pr;
+#pragma omp for schedule(static)
+      for (int r = 0; r < n; r++) {
+        const int b = active[r];
+        float lp, en;
+        int t = sample_row(logits.data() + (size_t)r * c.V, c.V, opt, rng[b], &lp, &en, idx, pr);
+        R.tokens[(size_t)b * M + step] = t;
+        R.logp[(size_t)b * M + step] = lp;
+        R.ent[(size_t)b * M + step] = en;
+        R.len[b] = step + 1;
+        for (int s : opt.stop)
+          if (s == t) R.stopped[b] = 1;
+      }
+    }
+    std::vector<int32_t> next;
+    for (int b : active)
+      if (!R.stopped[b] && step + 1 < M) next.push_back(b);
+    active.swap(next);
+    const int m = (int)active.size();
+    if (m == 0) break;
+    tok.resize(m), str.resize(m), pos.resize(m), rows.resize(m);
+    for (int r = 0; r < m; r++) {
+      const int b = active[r];
+      tok[r] = R.tokens[(size_t)b * M + step];
+      str[r] = b;
+      pos[r] = prompt_lens[b] + step;
+      rows[r] = r;
+    }
+    model_forward_cached(logits.data(), kv, c, P, tok.data(), str.data(), pos.data(), m, rows.data(), m);
+  }
+  return R;
+}
+
+}  // namespace nrt

@@ -1,0 +1,98 @@
+import { createRequire } from "node:module";
+import type { ModelConfig } from "./config.js";
+
+/** One row of the parameter table: Hugging Face name, shape, offset and size in the flat buffer. */
+export interface ParamInfo {
+  name: string;
+  shape: number[];
+  offset: number;
+  size: number;
+  /** AdamW applies weight decay to this tensor (matrices) or not (norm weights) */
+  decay: boolean;
+}
+
+export interface ForwardResult {
+  /** log p(tokens[t] | earlier tokens of its sequence); 0 at each sequence's first token */
+  logprobs: Float32Array;
+  /** entropy (nats) of the distribution that predicted tokens[t]; 0 at each sequence's first token */
+  entropy: Float32Array;
+}
+
+export interface GenerateOptions {
+  maxNew: number;
+  /** 0 means greedy */
+  temperature: number;
+  topK?: number;
+  topP?: number;
+  seed: number;
+  /** a stream ends after emitting one of these ids (the id is included in its tokens) */
+  stop: number[];
+}
+
+export interface GenerateResult {
+  /** (B, maxNew), -1 past each stream's length */
+  tokens: Int32Array;
+  /** (B, maxNew) log-probability of each token under the model at temperature 1 */
+  logprobs: Float32Array;
+  /** (B, maxNew) entropy of the model's distribution at each step */
+  entropy: Float32Array;
+  lengths: Int32Array;
+  /** 1 where the stream ended on a stop id */
+  stopped: Uint8Array;
+}
+
+export interface AdamWOptions {
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+  /** global gradient-norm clip; 0 disables */
+  clip: number;
+  /** 1-based step for bias correction */
+  step: number;
+}
+
+export interface NativeEngine {
+  forward(tokens: Int32Array, seqLens: Int32Array): ForwardResult;
+  backward(weights: Float32Array, grads: Float32Array): number;
+  logits(): Float32Array;
+  generate(prompts: Int32Array, promptLens: Int32Array, opts: GenerateOptions): GenerateResult;
+  cachedLogits(tokens: Int32Array, prefix: number): Float32Array;
+}
+
+interface NativeModule {
+  Engine: new (config: ModelConfig, params: Float32Array) => NativeEngine;
+  paramTable(config: ModelConfig): ParamInfo[];
+  setThreads(n: number): void;
+  getThreads(): number;
+  gradNorm(grads: Float32Array): number;
+  adamw(
+    config: ModelConfig,
+    params: Float32Array,
+    grads: Float32Array,
+    m: Float32Array,
+    v: Float32Array,
+    opts: AdamWOptions,
+  ): number;
+}
+
+let cached: NativeModule | undefined;
+
+/** The compiled addon (native/build/Release/nrt_native.node), loaded once. */
+export function native(): NativeModule {
+  if (!cached) {
+    const require = createRequire(import.meta.url);
+    try {
+      cached = require("../../native/build/Release/nrt_native.node") as NativeModule;
+    } catch (e) {
+      throw new Error(`the native engine is not built (run \`npm run build\`): ${(e as Error).message}`);
+    }
+  }
+  return cached;
+}
+
+/** Sets the compute threads of OpenBLAS and of nrt's kernels. Results are reproducible per thread count. */
+export function setThreads(n: number): void {
+  native().setThreads(n);
+}
