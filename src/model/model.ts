@@ -1,6 +1,6 @@
+import { Rng } from "../util/rng.js";
 import type { ModelConfig } from "./config.js";
 import { type NativeEngine, native, type ParamInfo } from "./native.js";
-import { Rng } from "../util/rng.js";
 
 /**
  * A Llama model: its config, one flat float32 parameter buffer with named views (Hugging Face names), and the

@@ -1,0 +1,19 @@
+import { NrtError } from "../errors.js";
+
+/** An integer flag value ≥ min, or an error naming the flag. */
+export function parseIntArg(v: unknown, flag: string, min = 1): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min)
+    throw new NrtError(`must be an integer ≥ ${min}, got ${JSON.stringify(v)}`, flag);
+  return n;
+}
+
+/** "3-6" → [3, 6]; "4" → [4, 4]. */
+export function parseKRange(v: string): [number, number] {
+  const m = /^(\d+)(?:-(\d+))?$/.exec(v.trim());
+  if (!m) throw new NrtError(`must be a number or a range like 3-6, got ${JSON.stringify(v)}`, "--k");
+  const lo = Number(m[1]);
+  const hi = m[2] === undefined ? lo : Number(m[2]);
+  if (lo > hi) throw new NrtError(`range ${v} is empty`, "--k");
+  return [lo, hi];
+}

@@ -1,0 +1,62 @@
+import type { z } from "zod";
+
+/** One configuration field: declared once, with its type and check (zod), default and one-line doc. */
+export interface Field<T extends z.ZodType = z.ZodType> {
+  schema: T;
+  default: z.infer<T> | undefined;
+  doc: string;
+  /** short CLI alias, e.g. "-o" */
+  alias?: string;
+}
+
+export function field<T extends z.ZodType>(
+  schema: T,
+  def: z.infer<T> | undefined,
+  doc: string,
+  alias?: string,
+): Field<T> {
+  return { schema, default: def, doc, alias };
+}
+
+export type Fields = Record<string, Field>;
+
+/** The value type of a set of fields (a field without a default may be undefined). */
+export type ValuesOf<F extends Fields> = { [K in keyof F]: z.infer<F[K]["schema"]> };
+
+export const kebab = (s: string): string => s.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+export const snake = (s: string): string => s.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+const camel = (s: string): string => s.replace(/[_-]([a-z])/g, (_, c: string) => c.toUpperCase());
+
+/**
+ * Resolves a configuration: defaults, then a config file's values (snake_case keys), then CLI values
+ * (camelCase keys, as commander gives them). Every value is checked; an error names the key, the value and
+ * what was expected. Unknown file keys are refused.
+ */
+export function resolveFields<F extends Fields>(
+  fields: F,
+  file: Record<string, unknown> | undefined,
+  cli: Record<string, unknown>,
+  where: string,
+): ValuesOf<F> {
+  const out: Record<string, unknown> = {};
+  for (const [k, f] of Object.entries(fields)) out[k] = f.default;
+  if (file) {
+    for (const [key, value] of Object.entries(file)) {
+      const k = camel(key);
+      if (!(k in fields))
+        throw new Error(`${where}: unknown key "${key}" (known: ${Object.keys(fields).map(snake).join(", ")})`);
+      out[k] = value;
+    }
+  }
+  for (const [k, value] of Object.entries(cli)) if (k in fields && value !== undefined) out[k] = value;
+  for (const [k, f] of Object.entries(fields)) {
+    if (out[k] === undefined) continue;
+    const r = f.schema.safeParse(out[k]);
+    if (!r.success) {
+      const msg = r.error.issues.map((i) => i.message).join("; ");
+      throw new Error(`${where}: ${snake(k)} = ${JSON.stringify(out[k])} is invalid: ${msg}`);
+    }
+    out[k] = r.data;
+  }
+  return out as ValuesOf<F>;
+}

@@ -1,0 +1,52 @@
+import os from "node:os";
+import { z } from "zod";
+import { type Fields, field, type ValuesOf } from "./schema.js";
+
+const int = (min: number) => z.coerce.number().int().min(min);
+const num = () => z.coerce.number().finite();
+const bool = () => z.preprocess((v) => (v === "false" ? false : v === "true" ? true : v), z.boolean());
+
+export const METHODS = ["nrt-ws", "nrt-gm", "rlpr", "verifree", "jlb", "sft"] as const;
+export const AGGREGATIONS = ["logp", "prob", "gm", "am", "ws_inv", "ws_nlog"] as const;
+export const BASELINES = ["none", "clip"] as const;
+export const ADVANTAGES = ["group_std", "rloo", "loo_mean"] as const;
+export const TOKEN_WEIGHTS = ["fixed", "derived", "reward", "none"] as const;
+
+/** Every setting of `nrt train`: the config file (snake_case), the CLI flags (kebab-case) and `--help` come from here. */
+export const trainFields = {
+  model: field(z.string().min(1), undefined, "model directory (or a run directory: its final model)"),
+  data: field(z.string().min(1), undefined, "training data, JSON Lines of {question, answer} or {messages}"),
+  out: field(z.string().min(1), undefined, "run directory to write", "-o"),
+  method: field(z.enum(METHODS), "nrt-ws", "preset of SPEC §5; the four settings below override it"),
+  aggregation: field(z.enum(AGGREGATIONS).optional(), undefined, "reward f(c): logp|prob|gm|am|ws_inv|ws_nlog"),
+  baseline: field(z.enum(BASELINES).optional(), undefined, "reward baseline: none|clip"),
+  advantage: field(z.enum(ADVANTAGES).optional(), undefined, "advantage over the group: group_std|rloo|loo_mean"),
+  tokenWeight: field(z.enum(TOKEN_WEIGHTS).optional(), undefined, "answer-token weight: fixed|derived|reward|none"),
+  formatCoef: field(num().min(0), 0.3, "λ_fmt, weight of the format term on ⟨answer_start⟩"),
+  groupSize: field(int(1), 8, "K, traces sampled per question"),
+  promptsPerStep: field(int(1), 8, "G, questions per step"),
+  steps: field(int(1), 200, "optimiser steps"),
+  updatesPerBatch: field(int(1), 1, "updates per rollout batch (>1 uses the clipped ratio of SPEC §4)"),
+  temperature: field(num().min(0), 1, "sampling temperature of the traces"),
+  topP: field(num().gt(0).max(1), 1, "nucleus sampling of the traces (1: off)"),
+  topK: field(int(0), 0, "top-k sampling of the traces (0: off)"),
+  maxTraceTokens: field(int(0), 64, "trace limit; a longer trace is cut and counted as truncated"),
+  lr: field(num().gt(0), 3e-4, "peak learning rate"),
+  schedule: field(z.enum(["constant", "cosine"]), "constant", "learning-rate schedule after warm-up"),
+  warmupSteps: field(int(0), 0, "linear warm-up steps"),
+  minLrRatio: field(num().min(0).max(1), 0.1, "final lr / peak lr for the cosine schedule"),
+  weightDecay: field(num().min(0), 0, "AdamW weight decay (matrices only)"),
+  beta1: field(num().min(0).lt(1), 0.9, "AdamW β1"),
+  beta2: field(num().min(0).lt(1), 0.95, "AdamW β2"),
+  adamEps: field(num().gt(0), 1e-8, "AdamW ε"),
+  clip: field(num().min(0), 1, "global gradient-norm clip (0: off)"),
+  seed: field(int(0), 0, "seed of data order and sampling"),
+  threads: field(int(1), Math.max(1, os.availableParallelism()), "compute threads"),
+  checkpointEvery: field(int(1), 50, "write a checkpoint every N steps (and at the end)"),
+  keepCheckpoints: field(int(1), 2, "checkpoints kept on disk"),
+  onNan: field(z.enum(["stop", "skip"]), "stop", "on a non-finite loss, gradient or reward: stop, or skip the batch"),
+  skipInvalid: field(bool(), false, "turn invalid data records into counted warnings"),
+  progress: field(bool(), true, "live progress display on stderr"),
+} satisfies Fields;
+
+export type TrainConfig = ValuesOf<typeof trainFields>;

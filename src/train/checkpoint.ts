@@ -1,0 +1,96 @@
+import { existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { NrtError } from "../errors.js";
+import { markLatestCheckpoint, saveModelDir } from "../io/model-dir.js";
+import { encodeSafetensors, readSafetensors } from "../io/safetensors.js";
+import type { Model } from "../model/model.js";
+import type { AdamW } from "./optimizer.js";
+
+const STATE_FILE = "trainer_state.json";
+const OPTIM_FILE = "optimizer.safetensors";
+const STATE_FORMAT = "nrt-trainer-state";
+const STATE_VERSION = 1;
+
+/** What a checkpoint keeps beside the model so that a resumed run continues exactly. */
+export interface TrainerState {
+  /** last completed step */
+  step: number;
+  /** batches skipped for non-finite values (--on-nan skip) */
+  nanSkipped: number;
+  /** anything else a trainer needs (e.g. an RNG state) */
+  extra: Record<string, unknown>;
+}
+
+export const checkpointName = (step: number): string => `step-${String(step).padStart(6, "0")}`;
+
+/**
+ * Writes RUN/checkpoints/step-NNNNNN/ as one atomic directory (model directory + tokenizer + AdamW moments +
+ * trainer state), then points checkpoints/latest at it, then prunes all but the newest `keep`. A crash at any
+ * moment leaves the previous checkpoint and pointer intact.
+ */
+export function saveCheckpoint(
+  runDir: string,
+  model: Model,
+  tokenizerJson: string,
+  opt: AdamW,
+  state: TrainerState,
+  keep: number,
+): string {
+  const name = checkpointName(state.step);
+  const optim = Buffer.concat(
+    encodeSafetensors(
+      [
+        { name: "adamw.m", shape: [opt.m.length], data: opt.m },
+        { name: "adamw.v", shape: [opt.v.length], data: opt.v },
+      ],
+      { step: String(opt.step) },
+    ),
+  );
+  const stateJson = JSON.stringify(
+    { format: STATE_FORMAT, version: STATE_VERSION, adamStep: opt.step, ...state },
+    null,
+    2,
+  );
+  saveModelDir(join(runDir, "checkpoints", name), model, {
+    "tokenizer.json": tokenizerJson,
+    [OPTIM_FILE]: optim,
+    [STATE_FILE]: `${stateJson}\n`,
+  });
+  markLatestCheckpoint(runDir, name);
+  const dirs = readdirSync(join(runDir, "checkpoints"))
+    .filter((d) => /^step-\d{6}$/.test(d))
+    .sort();
+  for (const d of dirs.slice(0, Math.max(0, dirs.length - keep)))
+    rmSync(join(runDir, "checkpoints", d), { recursive: true, force: true });
+  return name;
+}
+
+/** The latest checkpoint of a run: its directory (a model directory) and trainer state. */
+export function latestCheckpoint(runDir: string): { dir: string; state: TrainerState & { adamStep: number } } | null {
+  if (!existsSync(join(runDir, "checkpoints", "latest"))) return null;
+  const name = readFileSync(join(runDir, "checkpoints", "latest"), "utf8").trim();
+  const cdir = join(runDir, "checkpoints", name);
+  const sp = join(cdir, STATE_FILE);
+  let json: Record<string, unknown>;
+  try {
+    json = JSON.parse(readFileSync(sp, "utf8")) as Record<string, unknown>;
+  } catch (e) {
+    throw new NrtError(`cannot read trainer state (${(e as Error).message})`, sp);
+  }
+  if (json.format !== STATE_FORMAT || json.version !== STATE_VERSION)
+    throw new NrtError(`not an ${STATE_FORMAT} v${STATE_VERSION} file`, sp);
+  return { dir: cdir, state: json as unknown as TrainerState & { adamStep: number } };
+}
+
+/** Restores AdamW's moments and step from a checkpoint directory. */
+export function loadOptimizer(dir: string, opt: AdamW, adamStep: number): void {
+  const path = join(dir, OPTIM_FILE);
+  const { tensors } = readSafetensors(path);
+  const m = tensors.get("adamw.m");
+  const v = tensors.get("adamw.v");
+  if (!m || m.data.length !== opt.m.length) throw new NrtError("adamw.m is missing or has the wrong size", path);
+  if (!v || v.data.length !== opt.v.length) throw new NrtError("adamw.v is missing or has the wrong size", path);
+  opt.m.set(m.data);
+  opt.v.set(v.data);
+  opt.step = adamStep;
+}

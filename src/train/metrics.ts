@@ -1,0 +1,72 @@
+import type { Trace } from "../rollout/rollout.js";
+import type { ScoredBatch } from "./nrt-batch.js";
+
+/** One step's metrics, namespaced with "/" (one JSONL line per step). Keys under time/ or ending in _per_s are timing. */
+export type Metrics = Record<string, number>;
+
+const mean = (a: readonly number[]): number => (a.length ? a.reduce((s, x) => s + x, 0) / a.length : 0);
+const std = (a: readonly number[]): number => {
+  if (a.length < 2) return 0;
+  const m = mean(a);
+  return Math.sqrt(a.reduce((s, x) => s + (x - m) ** 2, 0) / (a.length - 1));
+};
+
+/** Rollout and reward metrics of an NRT step (SPEC §3 quantities, trace statistics, answer NLLs). */
+export function nrtMetrics(traces: readonly Trace[][], b: ScoredBatch): Metrics {
+  const all = traces.flat();
+  const lens = all.map((t) => t.tokens.length);
+  const R = b.scores.flatMap((s) => s.R);
+  const Rp = b.scores.flatMap((s) => s.Rprime);
+  const A = b.scores.flatMap((s) => s.A);
+  const zeroStd = b.scores.filter((s) => std(s.Rprime) <= 1e-12).length / b.scores.length;
+  const traceEnt = all.flatMap((t) => t.entropy);
+  const nllTrace = b.logc.flatMap((g) => g.map((row) => -mean(row)));
+  const nllEmpty = b.logb.map((row) => -mean(row));
+  const c = b.logc.flatMap((g) => g.flatMap((row) => row.map(Math.exp)));
+  const bb = b.logb.flatMap((row) => row.map(Math.exp));
+  return {
+    "reward/mean": mean(R),
+    "reward/std": std(R),
+    "reward/prime_mean": mean(Rp),
+    "reward/prime_std": std(Rp),
+    "adv/mean": mean(A),
+    "adv/std": std(A),
+    "adv/zero_std_frac": zeroStd,
+    "trace/len_mean": mean(lens),
+    "trace/len_min": Math.min(...lens),
+    "trace/len_max": Math.max(...lens),
+    "trace/rate": all.filter((t) => t.tokens.length > 0).length / all.length,
+    "trace/truncated_rate": all.filter((t) => t.truncated).length / all.length,
+    "trace/emitted_rate": all.filter((t) => t.emitted).length / all.length,
+    "trace/entropy": mean(traceEnt),
+    "answer/nll_trace": mean(nllTrace),
+    "answer/nll_empty": mean(nllEmpty),
+    "answer/c_mean": mean(c),
+    "answer/b_mean": mean(bb),
+  };
+}
+
+/** The three terms of SPEC §4's loss, from the weights and log-probabilities of a scored batch. */
+export function lossTerms(b: ScoredBatch): Metrics {
+  const lp = b.forward.logprobs;
+  let trace = 0;
+  let answer = 0;
+  let format = 0;
+  for (const s of b.spans) {
+    const sc = b.scores[s.group];
+    const w = b.weights;
+    const a = s.start + s.promptLen;
+    const scale = sc.traceWeight[s.k] + sc.formatWeight[s.k];
+    for (let j = 0; j < s.traceLen; j++) trace += w[a + j] * -lp[a + j];
+    const asw = w[a + s.traceLen] * -lp[a + s.traceLen];
+    // split ⟨answer_start⟩'s term between the trace part (A_k) and the format part (λ_fmt·[not emitted])
+    if (scale !== 0) {
+      trace += (asw * sc.traceWeight[s.k]) / scale;
+      format += (asw * sc.formatWeight[s.k]) / scale;
+    }
+    for (let i = 0; i < s.answerLen; i++) answer += w[a + s.traceLen + 1 + i] * -lp[a + s.traceLen + 1 + i];
+  }
+  return { "loss/trace": trace, "loss/answer": answer, "loss/format": format };
+}
+
+export { mean, std };

@@ -1,0 +1,122 @@
+import { Packed } from "../data/pack.js";
+import type { Model } from "../model/model.js";
+import type { ForwardResult } from "../model/native.js";
+import { type GroupScores, scoreGroup } from "../nrt/group.js";
+import type { NrtObjective } from "../nrt/methods.js";
+import { type SequenceLayout, sftSequenceWeights, traceSequenceWeights } from "../nrt/weights.js";
+
+/** One question with its sampled traces: the unit of SPEC §3 (and of an `nrt grad` batch group). */
+export interface QuestionGroup {
+  prompt: readonly number[];
+  /** y*, ending with ⟨eos⟩ */
+  answer: readonly number[];
+  traces: readonly { tokens: readonly number[]; emitted: boolean }[];
+}
+
+/** Where one trace's sequence sits in the packed batch. */
+export interface TraceSpan extends SequenceLayout {
+  start: number;
+  group: number;
+  k: number;
+}
+
+/** A scored batch: the packed sequences, their log-probabilities, SPEC §3's numbers and the loss weights of §4. */
+export interface ScoredBatch {
+  packed: Packed;
+  forward: ForwardResult;
+  spans: TraceSpan[];
+  /** per group: (K, T) log c */
+  logc: number[][][];
+  /** per group: (T) log b */
+  logb: number[][];
+  scores: GroupScores[];
+  /** per-token weights of the engine's primitive, so that Σ w·(−log π) = L (the empty traces weigh 0) */
+  weights: Float32Array;
+}
+
+/** 1/(G·K_g): the SPEC §4 normaliser of group g (with equal K in every group, 1/(G·K)). */
+function norm(groups: readonly QuestionGroup[], g: number): number {
+  return groups.length * groups[g].traces.length;
+}
+
+/**
+ * Packs each group's K trace sequences (prompt ⊕ z_k ⊕ ⟨answer_start⟩ ⊕ y*) and its empty-trace sequence
+ * (prompt ⊕ ⟨answer_start⟩ ⊕ y*) into one batch, runs ONE forward pass (kept for the backward), reads
+ * c_{k,i} and b_i, scores each group (SPEC §3) and lays out the per-token weights (SPEC §4).
+ */
+export function scoreNrtBatch(
+  model: Model,
+  groups: readonly QuestionGroup[],
+  objective: NrtObjective,
+  answerStartId: number,
+): ScoredBatch {
+  const packed = new Packed();
+  const spans: TraceSpan[] = [];
+  const emptyStarts: number[] = [];
+  groups.forEach((q, g) => {
+    q.traces.forEach((tr, k) => {
+      const start = packed.add([...q.prompt, ...tr.tokens, answerStartId, ...q.answer]);
+      spans.push({
+        start,
+        group: g,
+        k,
+        promptLen: q.prompt.length,
+        traceLen: tr.tokens.length,
+        answerLen: q.answer.length,
+      });
+    });
+    emptyStarts.push(packed.add([...q.prompt, answerStartId, ...q.answer]));
+  });
+  const { tokens, lens } = packed.arrays();
+  const forward = model.engine.forward(tokens, lens);
+  const lp = forward.logprobs;
+  const answerLogprobs = (start: number, P: number, Z: number, T: number): number[] => {
+    const a = start + P + Z + 1;
+    return Array.from(lp.subarray(a, a + T));
+  };
+  const logc: number[][][] = groups.map(() => []);
+  for (const s of spans) logc[s.group].push(answerLogprobs(s.start, s.promptLen, s.traceLen, s.answerLen));
+  const logb = groups.map((q, g) => answerLogprobs(emptyStarts[g], q.prompt.length, 0, q.answer.length));
+  const scores = groups.map((q, g) =>
+    scoreGroup({ objective, logc: logc[g], logb: logb[g], emitted: q.traces.map((t) => t.emitted) }),
+  );
+  const weights = new Float32Array(packed.length);
+  for (const s of spans) weights.set(traceSequenceWeights(s, scores[s.group], s.k, norm(groups, s.group)), s.start);
+  return { packed, forward, spans, logc, logb, scores, weights };
+}
+
+/**
+ * Weights for a further update on the same rollout batch (SPEC §4, several updates per batch): the trace term is
+ * clipped and masked by ρ_t = π_θ(t)/π_old(t) on the trace tokens and ⟨answer_start⟩.
+ */
+export function ratioWeights(
+  batch: ScoredBatch,
+  groups: readonly QuestionGroup[],
+  oldLogprobs: Float32Array,
+  newLogprobs: Float32Array,
+): Float32Array {
+  const w = new Float32Array(batch.packed.length);
+  for (const s of batch.spans) {
+    const a = s.start + s.promptLen;
+    const ratios = new Float64Array(s.traceLen + 1);
+    for (let j = 0; j <= s.traceLen; j++) ratios[j] = Math.exp(newLogprobs[a + j] - oldLogprobs[a + j]);
+    w.set(traceSequenceWeights(s, batch.scores[s.group], s.k, norm(groups, s.group), ratios), s.start);
+  }
+  return w;
+}
+
+/** SFT (SPEC §5): prompt ⊕ ⟨answer_start⟩ ⊕ y* with weight 1/G on ⟨answer_start⟩ and y*. One forward, kept. */
+export function sftBatch(
+  model: Model,
+  groups: readonly Pick<QuestionGroup, "prompt" | "answer">[],
+  answerStartId: number,
+): { packed: Packed; forward: ForwardResult; weights: Float32Array } {
+  const packed = new Packed();
+  const weights: number[] = [];
+  for (const q of groups) {
+    packed.add([...q.prompt, answerStartId, ...q.answer]);
+    for (const x of sftSequenceWeights(q.prompt.length, q.answer.length, groups.length)) weights.push(x);
+  }
+  const { tokens, lens } = packed.arrays();
+  return { packed, forward: model.engine.forward(tokens, lens), weights: Float32Array.from(weights) };
+}

@@ -1,0 +1,281 @@
+/**
+ * The NRT trainer: one loop for every method of SPEC §5.
+ *
+ * Each step: sample K traces per question (rollout) → rebuild prompt ⊕ z ⊕ ⟨answer_start⟩ ⊕ y* and the empty
+ * trace, score them in ONE forward pass → rewards, baselines, advantages, token weights (src/nrt) → per-token
+ * weights → ONE backward → AdamW. With several updates per rollout batch, later updates re-run the forward for
+ * the ratio ρ of SPEC §4. SFT skips the rollout.
+ *
+ * What it simplifies: no KL term, no entropy bonus, no reference model; RLPR's optional std filter is not
+ * implemented; all traces of a step are sampled by the weights at the start of the step.
+ */
+import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { TrainConfig } from "../config/train-config.js";
+import { type Example, plainExamples } from "../data/format.js";
+import { readQaFile } from "../data/qa.js";
+import { NrtError } from "../errors.js";
+import { type LoadedModel, loadModel } from "../io/load.js";
+import { saveModelDir } from "../io/model-dir.js";
+import { native, setThreads } from "../model/native.js";
+import { methods, type NrtObjective, resolveObjective } from "../nrt/methods.js";
+import { rollout, type Trace } from "../rollout/rollout.js";
+import { Progress } from "../util/progress.js";
+import { checkAlarms } from "./alarms.js";
+import { latestCheckpoint, loadOptimizer, saveCheckpoint } from "./checkpoint.js";
+import { DataOrder, stepSeed } from "./data-order.js";
+import { lossTerms, type Metrics, nrtMetrics } from "./metrics.js";
+import { type QuestionGroup, ratioWeights, type ScoredBatch, scoreNrtBatch, sftBatch } from "./nrt-batch.js";
+import { AdamW } from "./optimizer.js";
+
+/** Hooks for library users: a callback per step and their own examples instead of `data`. */
+export interface TrainHooks {
+  onStep?: (metrics: Metrics, step: number) => void;
+  examples?: Example[];
+  /** return true to stop after the current step (checkpointed) */
+  shouldStop?: () => boolean;
+}
+
+export interface TrainResult {
+  outDir: string;
+  steps: number;
+  stopped: "done" | "interrupted";
+  lastMetrics: Metrics | undefined;
+}
+
+/** The objective of a config: the method's preset, with any of the four keys given explicitly overriding it. */
+export function objectiveOf(cfg: TrainConfig): NrtObjective | null {
+  const preset = methods[cfg.method];
+  if (preset.sft) return null;
+  const { sft: _, ...choice } = preset;
+  return resolveObjective({
+    ...choice,
+    ...(cfg.aggregation && { aggregation: cfg.aggregation }),
+    ...(cfg.baseline && { baseline: cfg.baseline }),
+    ...(cfg.advantage && { advantage: cfg.advantage }),
+    ...(cfg.tokenWeight && { tokenWeight: cfg.tokenWeight }),
+    formatCoef: cfg.formatCoef,
+  });
+}
+
+const TIMING = (k: string): boolean => k.startsWith("time/") || k.endsWith("_per_s");
+
+/** Keys whose change does not alter a run, so `--resume` may be given them anew. */
+const RESUME_FREE = new Set(["steps", "progress", "threads", "out"]);
+
+/** Trains per `cfg`; with `resume`, continues the run in cfg.out from its latest checkpoint. */
+export function train(cfg: TrainConfig, hooks: TrainHooks = {}, resume = false): TrainResult {
+  const out = cfg.out;
+  const cfgPath = join(out, "config.json");
+  const metricsPath = join(out, "metrics.jsonl");
+  let startStep = 0;
+  let nanSkipped = 0;
+  let loaded: LoadedModel;
+  const ckpt = resume ? latestCheckpoint(out) : null;
+  if (resume) {
+    if (!existsSync(cfgPath)) throw new NrtError("not a run directory (no config.json)", out);
+    const saved = JSON.parse(readFileSync(cfgPath, "utf8")).train as Record<string, unknown>;
+    for (const [k, v] of Object.entries(cfg)) {
+      if (RESUME_FREE.has(k) || JSON.stringify(saved[k]) === JSON.stringify(v)) continue;
+      throw new NrtError(`--resume: ${k} was ${JSON.stringify(saved[k])} in this run, now ${JSON.stringify(v)}`, out);
+    }
+    if ((saved.steps as number) > cfg.steps)
+      throw new NrtError(`--resume: steps may only grow (was ${saved.steps})`, out);
+  } else if (existsSync(metricsPath)) {
+    throw new NrtError("already holds a run (use --resume to continue it, or another --out)", out);
+  }
+  setThreads(cfg.threads);
+  loaded = loadModel(ckpt ? ckpt.dir : cfg.model);
+  const { model, tokenizer, tokenizerJson } = loaded;
+  const answerStartId = tokenizer.answerStartId;
+  if (answerStartId === null) throw new NrtError("the tokenizer has no <answer_start> token", loaded.dir);
+  const specialIds = [...tokenizer.specialIds];
+  const examples =
+    hooks.examples ??
+    plainExamples(
+      tokenizer,
+      readQaFile(cfg.data, { skipInvalid: cfg.skipInvalid }).records,
+      model.config.maxPositionEmbeddings - cfg.maxTraceTokens,
+      cfg.data,
+    );
+  const objective = objectiveOf(cfg);
+  const opt = new AdamW(
+    model,
+    { beta1: cfg.beta1, beta2: cfg.beta2, eps: cfg.adamEps, weightDecay: cfg.weightDecay, clip: cfg.clip },
+    { lr: cfg.lr, warmupSteps: cfg.warmupSteps, totalSteps: cfg.steps, kind: cfg.schedule, minRatio: cfg.minLrRatio },
+  );
+  mkdirSync(out, { recursive: true });
+  if (ckpt) {
+    loadOptimizer(ckpt.dir, opt, ckpt.state.adamStep);
+    startStep = ckpt.state.step;
+    nanSkipped = ckpt.state.nanSkipped;
+    truncateMetrics(metricsPath, startStep);
+  } else if (resume) {
+    writeFileSync(metricsPath, ""); // no checkpoint yet: start over
+  }
+  writeFileSync(cfgPath, `${JSON.stringify({ train: cfg, versions: versions() }, null, 2)}\n`);
+
+  const order = new DataOrder(examples.length, cfg.promptsPerStep, cfg.seed);
+  const history: Metrics[] = [];
+  const progress = new Progress(cfg.method, cfg.steps, cfg.progress);
+  let interrupted = false;
+  const onSignal = () => {
+    interrupted = true;
+    progress.log("interrupt: finishing this step, then writing a checkpoint…");
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  let last: Metrics | undefined;
+  let step = startStep;
+  const checkpoint = () =>
+    saveCheckpoint(out, model, tokenizerJson, opt, { step, nanSkipped, extra: {} }, cfg.keepCheckpoints);
+  try {
+    while (step < cfg.steps) {
+      const s = step + 1;
+      const t0 = performance.now();
+      const batch = order.batch(s).map((i) => examples[i]);
+      const m = objective
+        ? nrtStep(loaded, opt, batch, objective, cfg, s, answerStartId, specialIds)
+        : sftStep(loaded, opt, batch, answerStartId);
+      if (m === null) {
+        const msg = `step ${s}: non-finite loss or gradient (questions at lines ${batch.map((e) => e.record.line).join(", ")})`;
+        if (cfg.onNan === "stop") throw new NrtError(`${msg}; stopped, the last checkpoint is intact`, out);
+        nanSkipped++;
+        opt.zeroGrad();
+        progress.log(`warning: ${msg}; batch skipped`);
+        step = s;
+        continue;
+      }
+      step = s;
+      m["time/step_ms"] = performance.now() - t0;
+      m.nan_skipped = nanSkipped;
+      last = { step: s, ...m };
+      appendFileSync(metricsPath, `${JSON.stringify(last)}\n`);
+      for (const a of checkAlarms(m, history)) {
+        progress.log(`alarm [${a.name}] step ${s}: ${a.message}`);
+        appendFileSync(join(out, "alarms.jsonl"), `${JSON.stringify({ step: s, ...a })}\n`);
+      }
+      history.push(m);
+      hooks.onStep?.(m, s);
+      progress.update(s, {
+        loss: m.loss,
+        ...(objective && { reward: m["reward/mean"], trace: m["trace/len_mean"] }),
+        "tok/s": Math.round(m.tokens_per_s),
+      });
+      if (s % cfg.checkpointEvery === 0 || s === cfg.steps) checkpoint();
+      if (interrupted || hooks.shouldStop?.()) {
+        if (s % cfg.checkpointEvery !== 0 && s !== cfg.steps) checkpoint();
+        progress.done();
+        process.stderr.write(`stopped after step ${s}; continue with: nrt train --resume ${out}\n`);
+        return { outDir: out, steps: s, stopped: "interrupted", lastMetrics: last };
+      }
+    }
+    progress.done();
+    saveModelDir(join(out, "final"), model, { "tokenizer.json": tokenizerJson });
+    return { outDir: out, steps: step, stopped: "done", lastMetrics: last };
+  } finally {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+  }
+}
+
+function finite(...xs: number[]): boolean {
+  return xs.every(Number.isFinite);
+}
+
+/** One NRT step (rollout → score → weights → backward → AdamW), or null on a non-finite loss or gradient. */
+function nrtStep(
+  { model }: LoadedModel,
+  opt: AdamW,
+  batch: Example[],
+  objective: NrtObjective,
+  cfg: TrainConfig,
+  step: number,
+  answerStartId: number,
+  specialIds: number[],
+): Metrics | null {
+  const t0 = performance.now();
+  const traces: Trace[][] = rollout(
+    model,
+    batch.map((e) => e.prompt),
+    {
+      k: cfg.groupSize,
+      temperature: cfg.temperature,
+      topP: cfg.topP,
+      topK: cfg.topK,
+      maxTraceTokens: cfg.maxTraceTokens,
+      seed: stepSeed(cfg.seed, step),
+      answerStartId,
+      specialIds,
+    },
+  );
+  const t1 = performance.now();
+  const groups: QuestionGroup[] = batch.map((e, g) => ({ prompt: e.prompt, answer: e.answer, traces: traces[g] }));
+  let scored: ScoredBatch;
+  try {
+    scored = scoreNrtBatch(model, groups, objective, answerStartId);
+  } catch (e) {
+    if (e instanceof NrtError) return null; // non-finite rewards or advantages
+    throw e;
+  }
+  const t2 = performance.now();
+  const metrics: Metrics = { ...nrtMetrics(traces, scored), ...lossTerms(scored) };
+  opt.zeroGrad();
+  const loss = model.engine.backward(scored.weights, opt.grads);
+  const norm = native().gradNorm(opt.grads);
+  if (!finite(loss, norm)) return null;
+  const { lr, gradNorm } = opt.update();
+  const old = scored.forward.logprobs;
+  const { tokens, lens } = scored.packed.arrays();
+  for (let u = 1; u < cfg.updatesPerBatch; u++) {
+    const now = model.engine.forward(tokens, lens).logprobs;
+    opt.zeroGrad();
+    const l = model.engine.backward(ratioWeights(scored, groups, old, now), opt.grads);
+    if (!finite(l, native().gradNorm(opt.grads))) return null;
+    opt.update();
+  }
+  const t3 = performance.now();
+  const ntok = traces.flat().reduce((a, t) => a + t.tokens.length, 0) + scored.packed.length;
+  return {
+    loss,
+    ...metrics,
+    grad_norm: gradNorm,
+    lr,
+    "time/rollout_ms": t1 - t0,
+    "time/score_ms": t2 - t1,
+    "time/update_ms": t3 - t2,
+    tokens_per_s: (ntok / (t3 - t0)) * 1000,
+  };
+}
+
+/** One SFT step on prompt ⊕ ⟨answer_start⟩ ⊕ y*. */
+function sftStep({ model }: LoadedModel, opt: AdamW, batch: Example[], answerStartId: number): Metrics | null {
+  const t0 = performance.now();
+  const b = sftBatch(model, batch, answerStartId);
+  opt.zeroGrad();
+  const loss = model.engine.backward(b.weights, opt.grads);
+  if (!finite(loss, native().gradNorm(opt.grads))) return null;
+  const { lr, gradNorm } = opt.update();
+  const t1 = performance.now();
+  return {
+    loss,
+    grad_norm: gradNorm,
+    lr,
+    "time/update_ms": t1 - t0,
+    tokens_per_s: (b.packed.length / (t1 - t0)) * 1000,
+  };
+}
+
+function truncateMetrics(path: string, lastStep: number): void {
+  if (!existsSync(path)) return;
+  const keep = readFileSync(path, "utf8")
+    .split("\n")
+    .filter((l) => l.trim() && (JSON.parse(l) as { step: number }).step <= lastStep);
+  writeFileSync(path, keep.map((l) => `${l}\n`).join(""));
+}
+
+function versions(): Record<string, string> {
+  return { node: process.version, nrt: "0.1.0" };
+}
+
+export { TIMING as isTimingKey };
