@@ -4,6 +4,7 @@
  * tokens, fresh questions every step from a seeded stream (never a reserved one). Reproducible per seed and
  * thread count; writes metrics.jsonl, checkpoints and `final/` like `nrt train`.
  */
+
 import { appendFileSync, existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { NrtError } from "../errors.js";
@@ -19,6 +20,7 @@ import { drawRecord } from "../world/chain.js";
 import type { WorldName } from "../world/question.js";
 import { saveCheckpoint } from "./checkpoint.js";
 import { AdamW } from "./optimizer.js";
+import { RUN_CONFIG } from "./run-dir.js";
 
 export interface PretrainConfig {
   world: WorldName;
@@ -87,7 +89,7 @@ export function worldModelConfig(c: PretrainConfig): ModelConfig {
 export function pretrain(c: PretrainConfig, onStep?: (step: number, loss: number) => void): string {
   if (existsSync(join(c.out, "metrics.jsonl"))) throw new NrtError("already holds a run", c.out);
   mkdirSync(c.out, { recursive: true });
-  writeFileSync(join(c.out, "config.json"), `${JSON.stringify({ pretrain: c }, null, 2)}\n`);
+  writeFileSync(join(c.out, RUN_CONFIG), `${JSON.stringify({ pretrain: c }, null, 2)}\n`);
   setThreads(c.threads);
   const tokJson = JSON.stringify(charTokenizerJson());
   const tok = Tokenizer.fromJson(tokJson, "char tokenizer");

@@ -9,6 +9,7 @@
  * What it simplifies: no KL term, no entropy bonus, no reference model; RLPR's optional std filter is not
  * implemented; all traces of a step are sampled by the weights at the start of the step.
  */
+
 import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { TrainConfig } from "../config/train-config.js";
@@ -27,6 +28,7 @@ import { DataOrder, stepSeed } from "./data-order.js";
 import { lossTerms, type Metrics, nrtMetrics } from "./metrics.js";
 import { type QuestionGroup, ratioWeights, type ScoredBatch, scoreNrtBatch, sftBatch } from "./nrt-batch.js";
 import { AdamW } from "./optimizer.js";
+import { RUN_CONFIG } from "./run-dir.js";
 
 /** Hooks for library users: a callback per step and their own examples instead of `data`. */
 export interface TrainHooks {
@@ -66,7 +68,7 @@ const RESUME_FREE = new Set(["steps", "progress", "threads", "out"]);
 /** Trains per `cfg`; with `resume`, continues the run in cfg.out from its latest checkpoint. */
 export function train(cfg: TrainConfig, hooks: TrainHooks = {}, resume = false): TrainResult {
   const out = cfg.out;
-  const cfgPath = join(out, "config.json");
+  const cfgPath = join(out, RUN_CONFIG);
   const metricsPath = join(out, "metrics.jsonl");
   let startStep = 0;
   let nanSkipped = 0;

@@ -1,3 +1,66 @@
+import { readFileSync } from "node:fs";
 import type { Command } from "commander";
+import YAML from "yaml";
+import { addFieldOptions } from "../../config/commander.js";
+import { resolveFields } from "../../config/schema.js";
+import { type TrainConfig, trainFields } from "../../config/train-config.js";
+import { NrtError } from "../../errors.js";
+import { RUN_CONFIG } from "../../train/run-dir.js";
+import { train } from "../../train/trainer.js";
 
-export function register(_program: Command): void {}
+/** Reads a YAML or JSON config file into an object of snake_case keys. */
+export function readConfigFile(path: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (e) {
+    throw new NrtError(`cannot read config (${(e as NodeJS.ErrnoException).code})`, path);
+  }
+  let v: unknown;
+  try {
+    v = path.endsWith(".json") ? JSON.parse(text) : YAML.parse(text);
+  } catch (e) {
+    throw new NrtError(`not valid ${path.endsWith(".json") ? "JSON" : "YAML"}: ${(e as Error).message}`, path);
+  }
+  if (typeof v !== "object" || v === null || Array.isArray(v)) throw new NrtError("must hold a mapping of keys", path);
+  return v as Record<string, unknown>;
+}
+
+/** The resolved configuration of `nrt train`: defaults ← config file ← flags; a run directory's own for --resume. */
+export function resolveTrainConfig(o: Record<string, unknown>, positionalModel?: string): TrainConfig {
+  const cli = { ...o };
+  if (positionalModel && cli.model === undefined) cli.model = positionalModel;
+  let file: Record<string, unknown> | undefined = o.config ? readConfigFile(o.config as string) : undefined;
+  if (o.resume) {
+    const runCfg = readConfigFile(`${o.resume as string}/${RUN_CONFIG}`).train as Record<string, unknown>;
+    file = {
+      ...Object.fromEntries(
+        Object.entries(runCfg).map(([k, v]) => [k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`), v]),
+      ),
+    };
+    cli.out = o.resume;
+  }
+  const cfg = resolveFields(trainFields, file, cli, o.config ? String(o.config) : "flags");
+  for (const k of ["model", "data", "out"] as const)
+    if (!cfg[k]) throw new NrtError(`--${k} is required (or \`${k}\` in the config file)`, "nrt train");
+  return cfg as TrainConfig;
+}
+
+export function register(program: Command): void {
+  const cmd = program
+    .command("train")
+    .description("post-train a model on question–answer pairs with NRT or a baseline method (SPEC §3–5)")
+    .argument("[model]", "model directory")
+    .option("--config <file>", "YAML or JSON file of settings (snake_case keys); flags override it")
+    .option("--resume <run_dir>", "continue a run from its latest checkpoint")
+    .option("--print-config", "print the resolved configuration as JSON and exit");
+  addFieldOptions(cmd, trainFields).action((pos: string | undefined, o: Record<string, unknown>) => {
+    const cfg = resolveTrainConfig(o, pos);
+    if (o.printConfig) {
+      process.stdout.write(`${JSON.stringify(cfg, null, 2)}\n`);
+      return;
+    }
+    const r = train(cfg, {}, Boolean(o.resume));
+    if (r.stopped === "done") process.stderr.write(`done: ${r.steps} steps; model in ${r.outDir}/final\n`);
+  });
+}

@@ -1,0 +1,4 @@
+/** Files of a run directory (SPEC §6) besides checkpoints/ and final/. Not config.json: that name marks a model directory. */
+export const RUN_CONFIG = "run_config.json";
+export const METRICS_FILE = "metrics.jsonl";
+export const ALARMS_FILE = "alarms.jsonl";
