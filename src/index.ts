@@ -1,0 +1,41 @@
+// nrt's public API. Everything a library user needs is exported here by name; other modules are internal.
+
+export { resolveFields } from "./config/schema.js";
+export type { TrainConfig } from "./config/train-config.js";
+export { ADVANTAGES, AGGREGATIONS, BASELINES, METHODS, TOKEN_WEIGHTS, trainFields } from "./config/train-config.js";
+export type { Example } from "./data/format.js";
+export { plainExamples } from "./data/format.js";
+export type { QaRecord } from "./data/qa.js";
+export { readQaFile } from "./data/qa.js";
+export { NrtError } from "./errors.js";
+export { parseHfConfig, toHfConfig } from "./io/hf-config.js";
+export type { LoadedModel } from "./io/load.js";
+export { loadModel } from "./io/load.js";
+export { loadModelDir, resolveModelDir, saveModelDir } from "./io/model-dir.js";
+export { readSafetensors, writeSafetensors } from "./io/safetensors.js";
+export type { Architecture, ModelConfig } from "./model/config.js";
+export { llamaConfig } from "./model/config.js";
+export { Model } from "./model/model.js";
+export type { ForwardResult, GenerateOptions, GenerateResult, ParamInfo } from "./model/native.js";
+export { setThreads } from "./model/native.js";
+export type { GroupScores, MethodName, NrtObjective } from "./nrt/index.js";
+export {
+  advantages,
+  aggregations,
+  baselines,
+  methods,
+  resolveObjective,
+  scoreGroup,
+  tokenWeights,
+} from "./nrt/index.js";
+export type { RolloutOptions, Trace } from "./rollout/rollout.js";
+export { rollout } from "./rollout/rollout.js";
+export { charTokenizerJson } from "./tokenizer/char-tokenizer-json.js";
+export { Tokenizer } from "./tokenizer/tokenizer.js";
+export { gradBatch, parseGradBatch } from "./train/grad.js";
+export type { Metrics } from "./train/metrics.js";
+export { defaultPretrainConfig, pretrain } from "./train/pretrain.js";
+export type { TrainHooks, TrainResult } from "./train/trainer.js";
+export { objectiveOf, train } from "./train/trainer.js";
+export { generate as generateWorld, toJsonl } from "./world/chain.js";
+export { parseQuestion, solve } from "./world/question.js";

@@ -1,0 +1,108 @@
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, test } from "vitest";
+import { resolveFields } from "../../src/config/schema.js";
+import { type TrainConfig, trainFields } from "../../src/config/train-config.js";
+import { saveModelDir } from "../../src/io/model-dir.js";
+import { llamaConfig } from "../../src/model/config.js";
+import { Model } from "../../src/model/model.js";
+import { CHAR_IDS, CHAR_VOCAB_SIZE, charTokenizerJson } from "../../src/tokenizer/char-tokenizer-json.js";
+import { isTimingKey, train } from "../../src/train/trainer.js";
+
+/** A tiny random model with the SPEC §7 char tokenizer, and a toy QA file. */
+function setup(): { dir: string; model: string; data: string } {
+  const dir = mkdtempSync(join(tmpdir(), "nrt-train-"));
+  const model = join(dir, "model");
+  const cfg = llamaConfig({
+    vocabSize: CHAR_VOCAB_SIZE,
+    hiddenSize: 32,
+    numLayers: 2,
+    numHeads: 2,
+    numKvHeads: 1,
+    intermediateSize: 64,
+    bosTokenId: CHAR_IDS.bos,
+    eosTokenId: CHAR_IDS.eos,
+    answerStartTokenId: CHAR_IDS.answerStart,
+  });
+  saveModelDir(model, Model.init(cfg, 3, 0.1), { "tokenizer.json": JSON.stringify(charTokenizerJson()) });
+  const qa = ["a1,b+2;b", "a3,b*2;b", "a5,b+1;b", "a2,b*3;b", "a7,b+3;b", "a4,b+4;b"].map((q) => {
+    const [a, op, x] = [Number(q[1]), q[4], Number(q[5])];
+    const v = op === "+" ? (a + x) % 10 : (a * x) % 10;
+    return JSON.stringify({ question: q, answer: `b=${v}` });
+  });
+  const data = join(dir, "train.jsonl");
+  writeFileSync(data, `${qa.join("\n")}\n`);
+  return { dir, model, data };
+}
+
+function config(over: Record<string, unknown>): TrainConfig {
+  return resolveFields(
+    trainFields,
+    undefined,
+    { progress: false, threads: 1, groupSize: 4, promptsPerStep: 3, maxTraceTokens: 8, lr: 3e-3, ...over },
+    "test",
+  ) as TrainConfig;
+}
+
+function metrics(out: string): Record<string, number>[] {
+  return readFileSync(join(out, "metrics.jsonl"), "utf8")
+    .split("\n")
+    .filter((l) => l.trim())
+    .map((l) => JSON.parse(l));
+}
+
+const withoutTiming = (m: Record<string, number>) =>
+  Object.fromEntries(Object.entries(m).filter(([k]) => !isTimingKey(k)));
+
+describe("nrt train", () => {
+  const s = setup();
+
+  // On a toy task a random model learns the answers with or without a trace, so b rises with c and the
+  // ws_nlog weights −log b fall: its reward is not monotone here (test/demo checks NRT-WS on a reasoning base).
+  // The GM reward is monotone in c, and every NRT variant must raise the answer's likelihood after the traces.
+  test.each([
+    ["nrt-gm", "reward/mean"],
+    ["nrt-ws", "answer/c_mean"],
+  ])("a %s run raises %s", (method, key) => {
+    const out = join(s.dir, `rise-${method}`);
+    train(config({ model: s.model, data: s.data, out, steps: 40, method }));
+    const m = metrics(out);
+    expect(m).toHaveLength(40);
+    const avg = (xs: Record<string, number>[]) => xs.reduce((a, x) => a + x[key], 0) / xs.length;
+    expect(avg(m.slice(-5))).toBeGreaterThan(avg(m.slice(0, 5)) * 1.5);
+    for (const x of m) expect(Number.isFinite(x.loss)).toBe(true);
+  });
+
+  test("the same seed gives identical metrics; resuming after a crash gives the uninterrupted run's metrics", () => {
+    const a = join(s.dir, "a");
+    const b = join(s.dir, "b");
+    const c = join(s.dir, "c");
+    train(config({ model: s.model, data: s.data, out: a, steps: 10, checkpointEvery: 4 }));
+    train(config({ model: s.model, data: s.data, out: b, steps: 10, checkpointEvery: 4 }));
+    expect(metrics(b).map(withoutTiming)).toEqual(metrics(a).map(withoutTiming));
+    // crash during step 7's bookkeeping: metrics hold 7 steps, the last checkpoint is step 4
+    expect(() =>
+      train(config({ model: s.model, data: s.data, out: c, steps: 10, checkpointEvery: 4 }), {
+        onStep: (_m, step) => {
+          if (step === 7) throw new Error("simulated crash");
+        },
+      }),
+    ).toThrow("simulated crash");
+    expect(metrics(c)).toHaveLength(7);
+    train(config({ model: s.model, data: s.data, out: c, steps: 10, checkpointEvery: 4 }), {}, true);
+    expect(metrics(c).map(withoutTiming)).toEqual(metrics(a).map(withoutTiming));
+  });
+
+  test("sft and every preset run; a different seed gives different metrics", () => {
+    for (const method of ["sft", "rlpr", "verifree", "jlb", "nrt-gm"]) {
+      const out = join(s.dir, `m-${method}`);
+      train(config({ model: s.model, data: s.data, out, steps: 2, method }));
+      expect(metrics(out)).toHaveLength(2);
+    }
+    const d = join(s.dir, "d");
+    train(config({ model: s.model, data: s.data, out: d, steps: 3, seed: 5 }));
+    const a = metrics(join(s.dir, "a")).slice(0, 3).map(withoutTiming);
+    expect(metrics(d).map(withoutTiming)).not.toEqual(a);
+  });
+});
