@@ -1,6 +1,6 @@
 import { NrtError } from "../errors.js";
 import type { Model } from "../model/model.js";
-import { resolveObjective } from "../nrt/methods.js";
+import { type NrtObjective, resolveObjective } from "../nrt/methods.js";
 import { type QuestionGroup, scoreNrtBatch, sftBatch } from "./nrt-batch.js";
 
 /** An `nrt grad` batch (SPEC §6). */
@@ -72,13 +72,43 @@ export function gradBatch(model: Model, batch: GradBatch, grads: Float32Array): 
   if (method === "sft") {
     const b = sftBatch(model, batch.groups, batch.answer_start_id);
     const loss = model.engine.backward(b.weights, grads);
-    return { loss, groups: [] };
+    // b: the answer's probabilities right after ⟨answer_start⟩, as for the empty trace of an NRT group
+    let at = 0;
+    const groups = batch.groups.map((g) => {
+      const a = at + g.prompt.length + 1;
+      at += g.prompt.length + 1 + g.answer.length;
+      return {
+        R: [],
+        R_prime: [],
+        A: [],
+        c: [],
+        b: Array.from(b.forward.logprobs.subarray(a, a + g.answer.length), Math.exp),
+      };
+    });
+    return { loss, groups };
   }
-  // batch files use the snake_case keys of SPEC §6 (token_weight, format_coef)
-  const camel = Object.fromEntries(
-    Object.entries(rest).map(([k, v]) => [k.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase()), v]),
-  );
-  const objective = resolveObjective(camel);
+  // batch files use the snake_case keys of SPEC §6; errors name them as written
+  const keys: Record<string, string> = {
+    aggregation: "aggregation",
+    baseline: "baseline",
+    advantage: "advantage",
+    token_weight: "tokenWeight",
+    format_coef: "formatCoef",
+  };
+  const camel: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(rest)) {
+    if (!Object.hasOwn(keys, k))
+      throw new NrtError(`unknown key (known: method, ${Object.keys(keys).join(", ")})`, `config.${k}`);
+    camel[keys[k]] = v;
+  }
+  let objective: NrtObjective;
+  try {
+    objective = resolveObjective(camel);
+  } catch (e) {
+    const snake = Object.fromEntries(Object.entries(keys).map(([a, b]) => [b, a]));
+    const where = (e as NrtError).where?.replace(/^objective\.(\w+)/, (_, k: string) => `config.${snake[k] ?? k}`);
+    throw new NrtError((e as Error).message.replace(/^[^:]*: /, ""), where);
+  }
   for (const [i, g] of batch.groups.entries())
     if (g.traces.length === 0) throw new NrtError("needs at least one trace", `groups[${i}].traces`);
   const s = scoreNrtBatch(model, batch.groups, objective, batch.answer_start_id);

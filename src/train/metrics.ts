@@ -46,7 +46,7 @@ export function nrtMetrics(traces: readonly Trace[][], b: ScoredBatch): Metrics 
   };
 }
 
-/** The three terms of SPEC §4's loss, from the weights and log-probabilities of a scored batch. */
+/** The three terms of SPEC §4's loss (each already divided by G·K), from the scores and log-probabilities. */
 export function lossTerms(b: ScoredBatch): Metrics {
   const lp = b.forward.logprobs;
   let trace = 0;
@@ -54,17 +54,12 @@ export function lossTerms(b: ScoredBatch): Metrics {
   let format = 0;
   for (const s of b.spans) {
     const sc = b.scores[s.group];
-    const w = b.weights;
     const a = s.start + s.promptLen;
-    const scale = sc.traceWeight[s.k] + sc.formatWeight[s.k];
-    for (let j = 0; j < s.traceLen; j++) trace += w[a + j] * -lp[a + j];
-    const asw = w[a + s.traceLen] * -lp[a + s.traceLen];
-    // split ⟨answer_start⟩'s term between the trace part (A_k) and the format part (λ_fmt·[not emitted])
-    if (scale !== 0) {
-      trace += (asw * sc.traceWeight[s.k]) / scale;
-      format += (asw * sc.formatWeight[s.k]) / scale;
-    }
-    for (let i = 0; i < s.answerLen; i++) answer += w[a + s.traceLen + 1 + i] * -lp[a + s.traceLen + 1 + i];
+    let nll = 0;
+    for (let j = 0; j <= s.traceLen; j++) nll -= lp[a + j];
+    trace += (sc.traceWeight[s.k] * nll) / s.norm;
+    format += (sc.formatWeight[s.k] * -lp[a + s.traceLen]) / s.norm;
+    for (let i = 0; i < s.answerLen; i++) answer += (sc.s[s.k][i] * -lp[a + s.traceLen + 1 + i]) / s.norm;
   }
   return { "loss/trace": trace, "loss/answer": answer, "loss/format": format };
 }

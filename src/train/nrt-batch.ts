@@ -13,11 +13,13 @@ export interface QuestionGroup {
   traces: readonly { tokens: readonly number[]; emitted: boolean }[];
 }
 
-/** Where one trace's sequence sits in the packed batch. */
+/** Where one trace's sequence sits in the packed batch (identical traces of a group share one sequence). */
 export interface TraceSpan extends SequenceLayout {
   start: number;
   group: number;
   k: number;
+  /** G·K_g, the SPEC §4 normaliser of its group */
+  norm: number;
 }
 
 /** A scored batch: the packed sequences, their log-probabilities, SPEC §3's numbers and the loss weights of §4. */
@@ -30,19 +32,17 @@ export interface ScoredBatch {
   /** per group: (T) log b */
   logb: number[][];
   scores: GroupScores[];
-  /** per-token weights of the engine's primitive, so that Σ w·(−log π) = L (the empty traces weigh 0) */
+  /** per-token weights of the engine's primitive, so that Σ w·(−log π) = L */
   weights: Float32Array;
 }
 
-/** 1/(G·K_g): the SPEC §4 normaliser of group g (with equal K in every group, 1/(G·K)). */
-function norm(groups: readonly QuestionGroup[], g: number): number {
-  return groups.length * groups[g].traces.length;
-}
-
 /**
- * Packs each group's K trace sequences (prompt ⊕ z_k ⊕ ⟨answer_start⟩ ⊕ y*) and its empty-trace sequence
- * (prompt ⊕ ⟨answer_start⟩ ⊕ y*) into one batch, runs ONE forward pass (kept for the backward), reads
- * c_{k,i} and b_i, scores each group (SPEC §3) and lays out the per-token weights (SPEC §4).
+ * Packs each group's distinct sequences once: the empty trace prompt ⊕ ⟨answer_start⟩ ⊕ y* (which gives b), and
+ * prompt ⊕ z ⊕ ⟨answer_start⟩ ⊕ y* for each distinct trace z. A trace equal to another of its group, or empty,
+ * shares that sequence: its c is then exactly the other's (or b), so equal traces get exactly equal rewards —
+ * float32 results depend slightly on a row's place in the batch, and SPEC §3's zero-std rule must see exact
+ * equality — and since the loss is linear in the weights, their weights are summed on the shared sequence.
+ * ONE forward pass (kept for the backward), then c, b, the group scores (SPEC §3) and the weights (SPEC §4).
  */
 export function scoreNrtBatch(
   model: Model,
@@ -54,18 +54,28 @@ export function scoreNrtBatch(
   const spans: TraceSpan[] = [];
   const emptyStarts: number[] = [];
   groups.forEach((q, g) => {
+    const seen = new Map<string, number>();
+    const empty = packed.add([...q.prompt, answerStartId, ...q.answer]);
+    emptyStarts.push(empty);
+    seen.set("", empty);
     q.traces.forEach((tr, k) => {
-      const start = packed.add([...q.prompt, ...tr.tokens, answerStartId, ...q.answer]);
+      const key = tr.tokens.join(",");
+      let start = seen.get(key);
+      if (start === undefined) {
+        start = packed.add([...q.prompt, ...tr.tokens, answerStartId, ...q.answer]);
+        seen.set(key, start);
+      }
+      const norm = groups.length * q.traces.length;
       spans.push({
         start,
         group: g,
         k,
+        norm,
         promptLen: q.prompt.length,
         traceLen: tr.tokens.length,
         answerLen: q.answer.length,
       });
     });
-    emptyStarts.push(packed.add([...q.prompt, answerStartId, ...q.answer]));
   });
   const { tokens, lens } = packed.arrays();
   const forward = model.engine.forward(tokens, lens);
@@ -81,26 +91,25 @@ export function scoreNrtBatch(
     scoreGroup({ objective, logc: logc[g], logb: logb[g], emitted: q.traces.map((t) => t.emitted) }),
   );
   const weights = new Float32Array(packed.length);
-  for (const s of spans) weights.set(traceSequenceWeights(s, scores[s.group], s.k, norm(groups, s.group)), s.start);
+  for (const s of spans) addAt(weights, s.start, traceSequenceWeights(s, scores[s.group], s.k, s.norm));
   return { packed, forward, spans, logc, logb, scores, weights };
+}
+
+function addAt(w: Float32Array, at: number, add: Float32Array): void {
+  for (let i = 0; i < add.length; i++) w[at + i] += add[i];
 }
 
 /**
  * Weights for a further update on the same rollout batch (SPEC §4, several updates per batch): the trace term is
  * clipped and masked by ρ_t = π_θ(t)/π_old(t) on the trace tokens and ⟨answer_start⟩.
  */
-export function ratioWeights(
-  batch: ScoredBatch,
-  groups: readonly QuestionGroup[],
-  oldLogprobs: Float32Array,
-  newLogprobs: Float32Array,
-): Float32Array {
+export function ratioWeights(batch: ScoredBatch, oldLogprobs: Float32Array, newLogprobs: Float32Array): Float32Array {
   const w = new Float32Array(batch.packed.length);
   for (const s of batch.spans) {
     const a = s.start + s.promptLen;
     const ratios = new Float64Array(s.traceLen + 1);
     for (let j = 0; j <= s.traceLen; j++) ratios[j] = Math.exp(newLogprobs[a + j] - oldLogprobs[a + j]);
-    w.set(traceSequenceWeights(s, batch.scores[s.group], s.k, norm(groups, s.group), ratios), s.start);
+    addAt(w, s.start, traceSequenceWeights(s, batch.scores[s.group], s.k, s.norm, ratios));
   }
   return w;
 }

@@ -10,12 +10,13 @@
  * implemented; all traces of a step are sampled by the weights at the start of the step.
  */
 
-import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { TrainConfig } from "../config/train-config.js";
 import { type Example, plainExamples } from "../data/format.js";
 import { readQaFile } from "../data/qa.js";
 import { NrtError } from "../errors.js";
+import { writeFileAtomic } from "../io/atomic.js";
 import { type LoadedModel, loadModel } from "../io/load.js";
 import { saveModelDir } from "../io/model-dir.js";
 import { native, setThreads } from "../model/native.js";
@@ -65,8 +66,46 @@ const TIMING = (k: string): boolean => k.startsWith("time/") || k.endsWith("_per
 /** Keys whose change does not alter a run, so `--resume` may be given them anew. */
 const RESUME_FREE = new Set(["steps", "progress", "threads", "out"]);
 
-/** Trains per `cfg`; with `resume`, continues the run in cfg.out from its latest checkpoint. */
+/**
+ * Trains per `cfg`; with `resume`, continues the run in cfg.out from its latest checkpoint. Synchronous: the
+ * process's signals are not seen while it runs (use `trainAsync` for Ctrl-C handling).
+ */
 export function train(cfg: TrainConfig, hooks: TrainHooks = {}, resume = false): TrainResult {
+  const run = runSteps(cfg, hooks, resume);
+  for (;;) {
+    const r = run.next();
+    if (r.done) return r.value;
+  }
+}
+
+/**
+ * `train`, yielding to the event loop after each step so that SIGINT/SIGTERM are seen: the current step finishes,
+ * a checkpoint is written and the result says "interrupted". (A synchronous loop never lets Node run a signal
+ * handler, so `train` cannot do this.)
+ */
+export async function trainAsync(cfg: TrainConfig, hooks: TrainHooks = {}, resume = false): Promise<TrainResult> {
+  let interrupted = false;
+  const onSignal = () => {
+    interrupted = true;
+    process.stderr.write("\ninterrupt: finishing this step, then writing a checkpoint…\n");
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  try {
+    const run = runSteps(cfg, { ...hooks, shouldStop: () => interrupted || Boolean(hooks.shouldStop?.()) }, resume);
+    for (;;) {
+      const r = run.next();
+      if (r.done) return r.value;
+      await new Promise((res) => setImmediate(res));
+    }
+  } finally {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+  }
+}
+
+/** The training loop; yields after each step. */
+function* runSteps(cfg: TrainConfig, hooks: TrainHooks, resume: boolean): Generator<number, TrainResult> {
   const out = cfg.out;
   const cfgPath = join(out, RUN_CONFIG);
   const metricsPath = join(out, "metrics.jsonl");
@@ -75,7 +114,7 @@ export function train(cfg: TrainConfig, hooks: TrainHooks = {}, resume = false):
   let loaded: LoadedModel;
   const ckpt = resume ? latestCheckpoint(out) : null;
   if (resume) {
-    if (!existsSync(cfgPath)) throw new NrtError("not a run directory (no config.json)", out);
+    if (!existsSync(cfgPath)) throw new NrtError(`not a run directory (no ${RUN_CONFIG})`, out);
     const saved = JSON.parse(readFileSync(cfgPath, "utf8")).train as Record<string, unknown>;
     for (const [k, v] of Object.entries(cfg)) {
       if (RESUME_FREE.has(k) || JSON.stringify(saved[k]) === JSON.stringify(v)) continue;
@@ -92,14 +131,16 @@ export function train(cfg: TrainConfig, hooks: TrainHooks = {}, resume = false):
   const answerStartId = tokenizer.answerStartId;
   if (answerStartId === null) throw new NrtError("the tokenizer has no <answer_start> token", loaded.dir);
   const specialIds = [...tokenizer.specialIds];
-  const examples =
-    hooks.examples ??
-    plainExamples(
-      tokenizer,
-      readQaFile(cfg.data, { skipInvalid: cfg.skipInvalid }).records,
-      model.config.maxPositionEmbeddings - cfg.maxTraceTokens,
-      cfg.data,
-    );
+  let examples = hooks.examples;
+  if (!examples) {
+    const qa = readQaFile(cfg.data, { skipInvalid: cfg.skipInvalid });
+    const maxLen = model.config.maxPositionEmbeddings - cfg.maxTraceTokens;
+    examples = plainExamples(tokenizer, qa.records, maxLen, cfg.data);
+    if (qa.skipped.length > 0)
+      process.stderr.write(`warning: ${cfg.data}: skipped ${qa.skipped.length} invalid record(s) (--skip-invalid)\n`);
+    if (qa.duplicates > 0)
+      process.stderr.write(`warning: ${cfg.data}: ${qa.duplicates} duplicate record(s) (same question and answer)\n`);
+  }
   const objective = objectiveOf(cfg);
   const opt = new AdamW(
     model,
@@ -113,42 +154,32 @@ export function train(cfg: TrainConfig, hooks: TrainHooks = {}, resume = false):
     nanSkipped = ckpt.state.nanSkipped;
     truncateMetrics(metricsPath, startStep);
   } else if (resume) {
-    writeFileSync(metricsPath, ""); // no checkpoint yet: start over
+    writeFileAtomic(metricsPath, ""); // no checkpoint yet: start over
   }
-  writeFileSync(cfgPath, `${JSON.stringify({ train: cfg, versions: versions() }, null, 2)}\n`);
+  writeFileAtomic(cfgPath, `${JSON.stringify({ train: cfg, versions: versions() }, null, 2)}\n`);
 
   const order = new DataOrder(examples.length, cfg.promptsPerStep, cfg.seed);
   const history: Metrics[] = [];
   const progress = new Progress(cfg.method, cfg.steps, cfg.progress);
-  let interrupted = false;
-  const onSignal = () => {
-    interrupted = true;
-    progress.log("interrupt: finishing this step, then writing a checkpoint…");
-  };
-  process.on("SIGINT", onSignal);
-  process.on("SIGTERM", onSignal);
   let last: Metrics | undefined;
   let step = startStep;
   const checkpoint = () =>
     saveCheckpoint(out, model, tokenizerJson, opt, { step, nanSkipped, extra: {} }, cfg.keepCheckpoints);
-  try {
-    while (step < cfg.steps) {
-      const s = step + 1;
-      const t0 = performance.now();
-      const batch = order.batch(s).map((i) => examples[i]);
-      const m = objective
-        ? nrtStep(loaded, opt, batch, objective, cfg, s, answerStartId, specialIds)
-        : sftStep(loaded, opt, batch, answerStartId);
-      if (m === null) {
-        const msg = `step ${s}: non-finite loss or gradient (questions at lines ${batch.map((e) => e.record.line).join(", ")})`;
-        if (cfg.onNan === "stop") throw new NrtError(`${msg}; stopped, the last checkpoint is intact`, out);
-        nanSkipped++;
-        opt.zeroGrad();
-        progress.log(`warning: ${msg}; batch skipped`);
-        step = s;
-        continue;
-      }
-      step = s;
+  while (step < cfg.steps) {
+    const s = step + 1;
+    const t0 = performance.now();
+    const batch = order.batch(s).map((i) => examples[i]);
+    const m = objective
+      ? nrtStep(loaded, opt, batch, objective, cfg, s, answerStartId, specialIds)
+      : sftStep(loaded, opt, batch, answerStartId);
+    step = s;
+    if (typeof m === "string") {
+      const msg = `step ${s}: ${m} (batch: questions at lines ${batch.map((e) => e.record.line).join(", ")})`;
+      if (cfg.onNan === "stop") throw new NrtError(`${msg}; stopped, the last checkpoint is intact`, out);
+      nanSkipped++;
+      opt.zeroGrad();
+      progress.log(`warning: ${msg}; batch skipped (${nanSkipped} so far)`);
+    } else {
       m["time/step_ms"] = performance.now() - t0;
       m.nan_skipped = nanSkipped;
       last = { step: s, ...m };
@@ -164,28 +195,29 @@ export function train(cfg: TrainConfig, hooks: TrainHooks = {}, resume = false):
         ...(objective && { reward: m["reward/mean"], trace: m["trace/len_mean"] }),
         "tok/s": Math.round(m.tokens_per_s),
       });
-      if (s % cfg.checkpointEvery === 0 || s === cfg.steps) checkpoint();
-      if (interrupted || hooks.shouldStop?.()) {
-        if (s % cfg.checkpointEvery !== 0 && s !== cfg.steps) checkpoint();
-        progress.done();
-        process.stderr.write(`stopped after step ${s}; continue with: nrt train --resume ${out}\n`);
-        return { outDir: out, steps: s, stopped: "interrupted", lastMetrics: last };
-      }
     }
-    progress.done();
-    saveModelDir(join(out, "final"), model, { "tokenizer.json": tokenizerJson });
-    return { outDir: out, steps: step, stopped: "done", lastMetrics: last };
-  } finally {
-    process.off("SIGINT", onSignal);
-    process.off("SIGTERM", onSignal);
+    if (s % cfg.checkpointEvery === 0 || s === cfg.steps) checkpoint();
+    if (hooks.shouldStop?.()) {
+      if (s % cfg.checkpointEvery !== 0 && s !== cfg.steps) checkpoint();
+      progress.done();
+      process.stderr.write(`stopped after step ${s}; continue with: nrt train --resume ${out}\n`);
+      return { outDir: out, steps: s, stopped: "interrupted", lastMetrics: last };
+    }
+    yield s;
   }
+  progress.done();
+  if (nanSkipped > 0) process.stderr.write(`warning: ${nanSkipped} batch(es) skipped for non-finite values\n`);
+  saveModelDir(join(out, "final"), model, { "tokenizer.json": tokenizerJson });
+  return { outDir: out, steps: step, stopped: "done", lastMetrics: last };
 }
 
-function finite(...xs: number[]): boolean {
-  return xs.every(Number.isFinite);
+/** null if every named quantity is finite, else what is not, e.g. "non-finite loss (NaN)". */
+function nonFinite(xs: Record<string, number>): string | null {
+  const bad = Object.entries(xs).filter(([, v]) => !Number.isFinite(v));
+  return bad.length ? `non-finite ${bad.map(([k, v]) => `${k} (${v})`).join(" and ")}` : null;
 }
 
-/** One NRT step (rollout → score → weights → backward → AdamW), or null on a non-finite loss or gradient. */
+/** One NRT step (rollout → score → weights → backward → AdamW), or what was non-finite (reward, loss, gradient). */
 function nrtStep(
   { model }: LoadedModel,
   opt: AdamW,
@@ -195,7 +227,7 @@ function nrtStep(
   step: number,
   answerStartId: number,
   specialIds: number[],
-): Metrics | null {
+): Metrics | string {
   const t0 = performance.now();
   const traces: Trace[][] = rollout(
     model,
@@ -217,23 +249,24 @@ function nrtStep(
   try {
     scored = scoreNrtBatch(model, groups, objective, answerStartId);
   } catch (e) {
-    if (e instanceof NrtError) return null; // non-finite rewards or advantages
+    if (e instanceof NrtError) return `non-finite reward or advantage (${e.message})`;
     throw e;
   }
   const t2 = performance.now();
   const metrics: Metrics = { ...nrtMetrics(traces, scored), ...lossTerms(scored) };
   opt.zeroGrad();
   const loss = model.engine.backward(scored.weights, opt.grads);
-  const norm = native().gradNorm(opt.grads);
-  if (!finite(loss, norm)) return null;
+  const bad = nonFinite({ loss, "gradient norm": native().gradNorm(opt.grads) });
+  if (bad) return bad;
   const { lr, gradNorm } = opt.update();
   const old = scored.forward.logprobs;
   const { tokens, lens } = scored.packed.arrays();
   for (let u = 1; u < cfg.updatesPerBatch; u++) {
     const now = model.engine.forward(tokens, lens).logprobs;
     opt.zeroGrad();
-    const l = model.engine.backward(ratioWeights(scored, groups, old, now), opt.grads);
-    if (!finite(l, native().gradNorm(opt.grads))) return null;
+    const l = model.engine.backward(ratioWeights(scored, old, now), opt.grads);
+    const badU = nonFinite({ [`loss of update ${u + 1}`]: l, "gradient norm": native().gradNorm(opt.grads) });
+    if (badU) return badU;
     opt.update();
   }
   const t3 = performance.now();
@@ -251,12 +284,13 @@ function nrtStep(
 }
 
 /** One SFT step on prompt ⊕ ⟨answer_start⟩ ⊕ y*. */
-function sftStep({ model }: LoadedModel, opt: AdamW, batch: Example[], answerStartId: number): Metrics | null {
+function sftStep({ model }: LoadedModel, opt: AdamW, batch: Example[], answerStartId: number): Metrics | string {
   const t0 = performance.now();
   const b = sftBatch(model, batch, answerStartId);
   opt.zeroGrad();
   const loss = model.engine.backward(b.weights, opt.grads);
-  if (!finite(loss, native().gradNorm(opt.grads))) return null;
+  const bad = nonFinite({ loss, "gradient norm": native().gradNorm(opt.grads) });
+  if (bad) return bad;
   const { lr, gradNorm } = opt.update();
   const t1 = performance.now();
   return {
@@ -268,12 +302,27 @@ function sftStep({ model }: LoadedModel, opt: AdamW, batch: Example[], answerSta
   };
 }
 
+/**
+ * Keeps the lines of steps ≤ lastStep, replacing the file atomically (a kill here must not lose the metrics). A
+ * line that does not parse is a write torn by a kill if it is the last one (always after the checkpoint: a step's
+ * line is appended before its checkpoint is written) and is dropped; anywhere else it is an error.
+ */
 function truncateMetrics(path: string, lastStep: number): void {
   if (!existsSync(path)) return;
-  const keep = readFileSync(path, "utf8")
-    .split("\n")
-    .filter((l) => l.trim() && (JSON.parse(l) as { step: number }).step <= lastStep);
-  writeFileSync(path, keep.map((l) => `${l}\n`).join(""));
+  const lines = readFileSync(path, "utf8").split("\n");
+  const keep: string[] = [];
+  for (const [i, l] of lines.entries()) {
+    if (!l.trim()) continue;
+    let step: unknown;
+    try {
+      step = (JSON.parse(l) as { step?: unknown }).step;
+    } catch {
+      if (lines.slice(i + 1).every((r) => !r.trim())) break;
+      throw new NrtError("malformed metrics line", `${path}:${i + 1}`);
+    }
+    if (typeof step === "number" && step <= lastStep) keep.push(`${l}\n`);
+  }
+  writeFileAtomic(path, keep.join(""));
 }
 
 function versions(): Record<string, string> {
