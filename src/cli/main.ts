@@ -12,6 +12,8 @@ const commands: Record<string, Loader> = {
   sample: () => import("./commands/sample.js"),
   grad: () => import("./commands/grad.js"),
   world: () => import("./commands/world.js"),
+  import: () => import("./commands/import.js"),
+  export: () => import("./commands/export.js"),
 };
 
 async function main(argv: string[]): Promise<void> {
