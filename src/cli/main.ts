@@ -14,6 +14,7 @@ const commands: Record<string, Loader> = {
   world: () => import("./commands/world.js"),
   import: () => import("./commands/import.js"),
   export: () => import("./commands/export.js"),
+  report: () => import("./commands/report.js"),
 };
 
 async function main(argv: string[]): Promise<void> {

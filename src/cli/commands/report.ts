@@ -1,0 +1,44 @@
+import type { Command } from "commander";
+import { NrtError } from "../../errors.js";
+import { writeReport } from "../../report/report.js";
+import { parseIntArg } from "../args.js";
+
+interface ReportFlags {
+  out: string;
+  smooth: string;
+  samples: string;
+  title?: string;
+  names?: string;
+}
+
+export function register(program: Command): void {
+  program
+    .command("report")
+    .description("write one self-contained HTML page of the curves, final metrics, alarms and samples of runs")
+    .argument("<run...>", "run directories (from nrt train); several are overlaid, one colour each")
+    .option("-o, --out <file>", "output HTML file", "report.html")
+    .option("--smooth <w>", "initial EMA smoothing of the curves, in [0, 1) (0: raw; adjustable in the page)", "0.6")
+    .option("--samples <n>", "sample traces shown per run, for its first and last logged step", "4")
+    .option("--title <text>", "page title")
+    .option("--names <a,b,…>", "run names, comma-separated (default: the directory names)")
+    .action((dirs: string[], o: ReportFlags) => {
+      const smooth = Number(o.smooth);
+      if (!Number.isFinite(smooth)) throw new NrtError(`must be a number, got ${JSON.stringify(o.smooth)}`, "--smooth");
+      const runs = writeReport(dirs, o.out, {
+        smooth,
+        samples: parseIntArg(o.samples, "--samples", 0),
+        ...(o.title !== undefined && { title: o.title }),
+        ...(o.names !== undefined && { names: o.names.split(",").map((s) => s.trim()) }),
+      });
+      for (const r of runs) {
+        for (const w of r.warnings) process.stderr.write(`nrt report: warning: ${w}\n`);
+        const last = r.metrics.at(-1)?.step ?? 0;
+        const extra = [r.eval && "eval.json", r.samples.length > 0 && "samples", r.alarms.length > 0 && "alarms"];
+        const has = extra.filter(Boolean).join(", ");
+        process.stderr.write(
+          `nrt report: ${r.name}: ${r.metrics.length} steps (last ${last})${has ? `; ${has}` : ""}\n`,
+        );
+      }
+      process.stdout.write(`${o.out}\n`);
+    });
+}
