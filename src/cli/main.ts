@@ -6,6 +6,7 @@ type Loader = () => Promise<{ register: (program: Command) => void }>;
 
 const commands: Record<string, Loader> = {
   demo: () => import("./commands/demo.js"),
+  experiment: () => import("./commands/experiment.js"),
   train: () => import("./commands/train.js"),
   pretrain: () => import("./commands/pretrain.js"),
   eval: () => import("./commands/eval.js"),
