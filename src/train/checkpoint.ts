@@ -57,11 +57,16 @@ export function saveCheckpoint(
     [STATE_FILE]: `${stateJson}\n`,
   });
   markLatestCheckpoint(runDir, name);
-  const dirs = readdirSync(join(runDir, "checkpoints"))
-    .filter((d) => /^step-\d{6}$/.test(d))
-    .sort();
-  for (const d of dirs.slice(0, Math.max(0, dirs.length - keep)))
-    rmSync(join(runDir, "checkpoints", d), { recursive: true, force: true });
+  // `latest` now names `name`, so nothing else is referenced: keep `name` and the newest keep − 1 before it; drop
+  // newer ones (written by a run killed before it moved `latest`, then resumed from an older one) and the
+  // .tmp-/.old- leftovers of writes a kill interrupted
+  const entries = readdirSync(join(runDir, "checkpoints"));
+  const older = entries.filter((d) => /^step-\d{6}$/.test(d) && d < name).sort();
+  const drop = [
+    ...older.slice(0, Math.max(0, older.length - (keep - 1))),
+    ...entries.filter((d) => (/^step-\d{6}$/.test(d) && d > name) || /^(step-\d{6}|\.latest)\.(tmp|old)-/.test(d)),
+  ];
+  for (const d of drop) rmSync(join(runDir, "checkpoints", d), { recursive: true, force: true });
   return name;
 }
 

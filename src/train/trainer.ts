@@ -188,7 +188,10 @@ function* runSteps(cfg: TrainConfig, hooks: TrainHooks, resume: boolean): Genera
         progress.log(`alarm [${a.name}] step ${s}: ${a.message}`);
         appendFileSync(join(out, "alarms.jsonl"), `${JSON.stringify({ step: s, ...a })}\n`);
       }
-      history.push(m);
+      // checkAlarms reads only whether 10 steps have passed and the first step with traces: keep just those, so
+      // that memory stays flat over a long run (pushing every step's metrics grew the heap ~1 KB a step)
+      const firstTraces = (h: Metrics) => (h["trace/len_mean"] ?? 0) > 0;
+      if (history.length < 10 || (firstTraces(m) && !history.some(firstTraces))) history.push(m);
       hooks.onStep?.(m, s);
       progress.update(s, {
         loss: m.loss,

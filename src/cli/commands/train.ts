@@ -6,7 +6,7 @@ import { resolveFields } from "../../config/schema.js";
 import { type TrainConfig, trainFields } from "../../config/train-config.js";
 import { NrtError } from "../../errors.js";
 import { RUN_CONFIG } from "../../train/run-dir.js";
-import { train } from "../../train/trainer.js";
+import { trainAsync } from "../../train/trainer.js";
 
 /** Reads a YAML or JSON config file into an object of snake_case keys. */
 export function readConfigFile(path: string): Record<string, unknown> {
@@ -32,7 +32,10 @@ export function resolveTrainConfig(o: Record<string, unknown>, positionalModel?:
   if (positionalModel && cli.model === undefined) cli.model = positionalModel;
   let file: Record<string, unknown> | undefined = o.config ? readConfigFile(o.config as string) : undefined;
   if (o.resume) {
-    const runCfg = readConfigFile(`${o.resume as string}/${RUN_CONFIG}`).train as Record<string, unknown>;
+    const runPath = `${o.resume as string}/${RUN_CONFIG}`;
+    const runCfg = readConfigFile(runPath).train;
+    if (typeof runCfg !== "object" || runCfg === null || Array.isArray(runCfg))
+      throw new NrtError(`not an nrt run configuration (no "train" mapping)`, runPath);
     file = {
       ...Object.fromEntries(
         Object.entries(runCfg).map(([k, v]) => [k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`), v]),
@@ -40,7 +43,12 @@ export function resolveTrainConfig(o: Record<string, unknown>, positionalModel?:
     };
     cli.out = o.resume;
   }
-  const cfg = resolveFields(trainFields, file, cli, o.config ? String(o.config) : "flags");
+  let cfg: ReturnType<typeof resolveFields<typeof trainFields>>;
+  try {
+    cfg = resolveFields(trainFields, file, cli, o.config ? String(o.config) : "flags");
+  } catch (e) {
+    throw e instanceof NrtError ? e : new NrtError((e as Error).message); // a bad setting: a message, not a stack
+  }
   for (const k of ["model", "data", "out"] as const)
     if (!cfg[k]) throw new NrtError(`--${k} is required (or \`${k}\` in the config file)`, "nrt train");
   return cfg as TrainConfig;
@@ -54,13 +62,13 @@ export function register(program: Command): void {
     .option("--config <file>", "YAML or JSON file of settings (snake_case keys); flags override it")
     .option("--resume <run_dir>", "continue a run from its latest checkpoint")
     .option("--print-config", "print the resolved configuration as JSON and exit");
-  addFieldOptions(cmd, trainFields).action((pos: string | undefined, o: Record<string, unknown>) => {
+  addFieldOptions(cmd, trainFields).action(async (pos: string | undefined, o: Record<string, unknown>) => {
     const cfg = resolveTrainConfig(o, pos);
     if (o.printConfig) {
       process.stdout.write(`${JSON.stringify(cfg, null, 2)}\n`);
       return;
     }
-    const r = train(cfg, {}, Boolean(o.resume));
+    const r = await trainAsync(cfg, {}, Boolean(o.resume)); // async: Ctrl-C is seen between steps
     if (r.stopped === "done") process.stderr.write(`done: ${r.steps} steps; model in ${r.outDir}/final\n`);
   });
 }

@@ -1,0 +1,131 @@
+/** Shared fixtures of the reliability tests: a tiny model and QA file, the CLI, run-directory snapshots. */
+import { spawn, spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { resolveFields } from "../../src/config/schema.js";
+import { type TrainConfig, trainFields } from "../../src/config/train-config.js";
+import { saveModelDir } from "../../src/io/model-dir.js";
+import { llamaConfig } from "../../src/model/config.js";
+import { Model } from "../../src/model/model.js";
+import { CHAR_IDS, CHAR_VOCAB_SIZE, charTokenizerJson } from "../../src/tokenizer/char-tokenizer-json.js";
+import { isTimingKey } from "../../src/train/trainer.js";
+
+export const ROOT = fileURLToPath(new URL("../..", import.meta.url));
+export const BIN = join(ROOT, "bin", "nrt.js");
+
+/** The toy questions of test/train (SPEC §7's form), one JSON object each. */
+export const QA_LINES = ["a1,b+2;b", "a3,b*2;b", "a5,b+1;b", "a2,b*3;b", "a7,b+3;b", "a4,b+4;b"].map((q) => {
+  const [a, op, x] = [Number(q[1]), q[4], Number(q[5])];
+  const v = op === "+" ? (a + x) % 10 : (a * x) % 10;
+  return JSON.stringify({ question: q, answer: `b=${v}` });
+});
+
+/** A fresh temp directory holding `model/` (tiny random Llama, char tokenizer) and `train.jsonl`. */
+export function setup(prefix = "nrt-rel-"): { dir: string; model: string; data: string } {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  const model = join(dir, "model");
+  const cfg = llamaConfig({
+    vocabSize: CHAR_VOCAB_SIZE,
+    hiddenSize: 32,
+    numLayers: 2,
+    numHeads: 2,
+    numKvHeads: 1,
+    intermediateSize: 64,
+    bosTokenId: CHAR_IDS.bos,
+    eosTokenId: CHAR_IDS.eos,
+    answerStartTokenId: CHAR_IDS.answerStart,
+  });
+  saveModelDir(model, Model.init(cfg, 3, 0.1), { "tokenizer.json": JSON.stringify(charTokenizerJson()) });
+  const data = join(dir, "train.jsonl");
+  writeFileSync(data, `${QA_LINES.join("\n")}\n`);
+  return { dir, model, data };
+}
+
+/** Small, fast settings (as in test/train) over the schema's defaults. */
+export const TINY = { progress: false, threads: 1, groupSize: 4, promptsPerStep: 3, maxTraceTokens: 8, lr: 3e-3 };
+
+/** The same settings as `nrt train` flags. */
+export const TINY_FLAGS = [
+  "--progress",
+  "false",
+  "--threads",
+  "1",
+  "--group-size",
+  "4",
+  "--prompts-per-step",
+  "3",
+  "--max-trace-tokens",
+  "8",
+  "--lr",
+  "3e-3",
+];
+
+export function config(over: Record<string, unknown>): TrainConfig {
+  return resolveFields(trainFields, undefined, { ...TINY, ...over }, "test") as TrainConfig;
+}
+
+export interface CliResult {
+  status: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `node bin/nrt.js ...args` (the built dist/) to completion. */
+export function nrt(args: string[], cwd = ROOT): CliResult {
+  const r = spawnSync(process.execPath, [BIN, ...args], { cwd, encoding: "utf8", timeout: 120_000 });
+  return { status: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** Starts `node bin/nrt.js ...args` without waiting; `done` resolves when it exits. */
+export function nrtSpawn(args: string[]): { pid: number; kill: (s: NodeJS.Signals) => void; done: Promise<CliResult> } {
+  const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.setEncoding("utf8").on("data", (d: string) => {
+    stdout += d;
+  });
+  child.stderr.setEncoding("utf8").on("data", (d: string) => {
+    stderr += d;
+  });
+  const done = new Promise<CliResult>((res) =>
+    child.on("close", (status, signal) => res({ status, signal, stdout, stderr })),
+  );
+  return { pid: child.pid!, kill: (s) => child.kill(s), done };
+}
+
+/** The lines of RUN/metrics.jsonl, parsed. */
+export function metrics(out: string): Record<string, number>[] {
+  return readFileSync(join(out, "metrics.jsonl"), "utf8")
+    .split("\n")
+    .filter((l) => l.trim())
+    .map((l) => JSON.parse(l));
+}
+
+export const withoutTiming = (m: Record<string, number>): Record<string, number> =>
+  Object.fromEntries(Object.entries(m).filter(([k]) => !isTimingKey(k)));
+
+/** Every file under `dir` with the sha256 of its bytes and its mtime: equal snapshots mean nothing was changed. */
+export function snapshot(dir: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (!existsSync(dir)) return out;
+  const walk = (d: string, rel: string) => {
+    for (const name of readdirSync(d).sort()) {
+      const p = join(d, name);
+      const r = rel ? `${rel}/${name}` : name;
+      const st = statSync(p);
+      if (st.isDirectory()) {
+        out[`${r}/`] = "dir";
+        walk(p, r);
+      } else out[r] = `${createHash("sha256").update(readFileSync(p)).digest("hex")} ${st.mtimeMs}`;
+    }
+  };
+  walk(dir, "");
+  return out;
+}
+
+/** A stack trace in CLI output means an error escaped as a crash instead of a message. */
+export const STACK = /\n\s+at .+:\d+:\d+/;
