@@ -4,9 +4,12 @@
 #include <napi.h>
 #include <omp.h>
 
+#include <chrono>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
+#include "kernels/kernels.h"
 #include "model.h"
 
 extern "C" void openblas_set_num_threads(int);
@@ -152,6 +155,28 @@ Napi::Value adamw_js(const Napi::CallbackInfo& info) {
                (int64_t)get_num(o, "step", 1)};
   if (h.step < 1) fail(env, "adamw step must be >= 1");
   return Napi::Number::New(env, nrt::adamw_step(c, p, g, m, v, h));
+}
+
+// benchSgemm(n, reps) -> Float64Array(reps): GFLOP/s of each of `reps` calls of nrt's sgemm path (matmul_forward,
+// out = a @ b^T, n x n x n) after one warm-up call, at the current thread setting. For `npm run bench`.
+Napi::Value bench_sgemm(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const int n = info[0].As<Napi::Number>().Int32Value(), reps = info[1].As<Napi::Number>().Int32Value();
+  if (n < 1 || n > 8192 || reps < 1) fail(env, "benchSgemm needs 1 <= n <= 8192 and reps >= 1");
+  std::vector<float> a((size_t)n * n), b((size_t)n * n), c((size_t)n * n);
+  for (size_t i = 0; i < a.size(); i++) {
+    a[i] = (float)((i * 7919) % 1000) * 1e-3f;
+    b[i] = (float)((i * 104729) % 1000) * 1e-3f;
+  }
+  nrt::matmul_forward(c.data(), a.data(), b.data(), n, n, n, false);
+  auto out = Napi::Float64Array::New(env, reps);
+  for (int r = 0; r < reps; r++) {
+    auto t0 = std::chrono::steady_clock::now();
+    nrt::matmul_forward(c.data(), a.data(), b.data(), n, n, n, false);
+    double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    out[r] = 2.0 * n * n * (double)n / s / 1e9;
+  }
+  return out;
 }
 
 class Engine : public Napi::ObjectWrap<Engine> {
@@ -308,6 +333,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("getThreads", Napi::Function::New(env, get_threads));
   exports.Set("gradNorm", Napi::Function::New(env, grad_norm_js));
   exports.Set("adamw", Napi::Function::New(env, adamw_js));
+  exports.Set("benchSgemm", Napi::Function::New(env, bench_sgemm));
   return exports;
 }
 

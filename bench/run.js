@@ -1,0 +1,164 @@
+// `npm run bench [-- --json] [--rounds N] [--only a,b]`: nrt against PyTorch on this machine (SPEC §8, issue 5).
+//
+// Both sides run in the same run, interleaved: each round runs a chunk of repetitions of every thread setting of
+// nrt and of PyTorch, alternating sides (and reversing the order every other round), after one warm-up chunk each.
+// A setting's value is the median of all its repetitions; each side is reported at its fastest setting.
+// The table (and progress) goes to stderr; with --json, stdout gets one line per benchmark:
+//   {"name", "nrt", "peer", "unit", "ratio"} with ratio = nrt / peer.
+// Needs dist/ (npx tsc -p tsconfig.json), the addon (native/build) and /usr/bin/python3 with torch.
+import { cpus, loadavg } from "node:os";
+import { Model } from "../dist/model/model.js";
+import { modelConfig, NRT_SETTINGS, NrtBench, nrtLabel, nrtTrainRss } from "./_nrt.js";
+import { PEER_SETTINGS, peerTrainRss, TorchWorker } from "./_peer.js";
+
+/** The reference model of issue 5 and the workloads' sizes. */
+const REF = {
+  vocabSize: 512,
+  hiddenSize: 128,
+  numLayers: 4,
+  numHeads: 4,
+  intermediateSize: 384,
+  rmsNormEps: 1e-5,
+  ropeTheta: 10000,
+  batch: 16,
+  seqLen: 64,
+  streams: 64,
+  promptLen: 8,
+  maxNew: 128,
+  temperature: 1.0,
+};
+const RSS_STEPS = 20;
+
+const argv = process.argv.slice(2);
+const json = argv.includes("--json");
+const opt = (flag, def) => (argv.includes(flag) ? argv[argv.indexOf(flag) + 1] : def);
+const rounds = Number(opt("--rounds", "5"));
+const only = opt("--only", "")
+  .split(",")
+  .filter((s) => s);
+const log = (s) => process.stderr.write(`${s}\n`);
+
+const median = (a) => {
+  const s = [...a].sort((x, y) => x - y);
+  return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
+const nrt = new NrtBench(REF);
+const workers = PEER_SETTINGS.map((s) => new TorchWorker(s));
+
+// name, unit, whether higher is better, the target on nrt/peer, and one chunk of repetitions on each side
+const BENCHES = [1024, 2048]
+  .map((n) => ({
+    name: `sgemm_${n}`,
+    unit: "GFLOP/s",
+    higher: true,
+    target: ">= 0.95",
+    nrt: (s) => nrt.sgemm(s, n, n > 1024 ? 2 : 5),
+    peer: async (w) => (await w.ask({ op: "sgemm", n, reps: n > 1024 ? 2 : 5 })).values,
+  }))
+  .concat([
+    {
+      name: "train_step",
+      unit: "ms",
+      higher: false,
+      target: "<= 1.0",
+      nrt: (s) => nrt.train(s, 3),
+      peer: async (w) => (await w.ask({ op: "train", reps: 3, config: REF })).values,
+    },
+    {
+      name: "sample_batched",
+      unit: "tokens/s",
+      higher: true,
+      target: ">= 2",
+      nrt: (s) => nrt.sample(s, 1),
+      peer: async (w) => (await w.ask({ op: "sample", reps: 1, config: REF })).values,
+    },
+    {
+      name: "train_peak_rss",
+      unit: "MB",
+      higher: false,
+      target: "<= 1.2",
+      rounds: 1,
+      nrt: (s) => [nrtTrainRss(s, REF, RSS_STEPS)],
+      peer: async (w) => [peerTrainRss(w.setting, REF, RSS_STEPS)],
+    },
+  ]);
+
+// After the first round, a setting more than PRUNE times slower than the best of its side stops being run (under
+// load, oversubscribed thread settings can be 10x slower and would dominate the run time); its median so far is
+// still listed.
+const PRUNE = 2;
+
+async function measure(b) {
+  const entries = (side, list, label, run) =>
+    list.map((x) => ({ side, label: label(x), run: () => run(x), values: [] }));
+  const mine = entries("nrt", NRT_SETTINGS, nrtLabel, b.nrt);
+  const theirs = entries("peer", workers, (w) => w.label, b.peer);
+  let order = [];
+  for (let i = 0; i < Math.max(mine.length, theirs.length); i++) order.push(...[mine[i], theirs[i]].filter(Boolean));
+  const all = [...order];
+  const better = (x, y) => (b.higher ? x.median > y.median : x.median < y.median);
+  const best = (list) => list.reduce((a, e) => (better(e, a) ? e : a));
+  const n = b.rounds ?? rounds;
+  if (!b.rounds) for (const e of order) await e.run(); // warm-up
+  for (let r = 0; r < n; r++) {
+    for (const e of r % 2 ? [...order].reverse() : order) e.values.push(...(await e.run()));
+    for (const e of order) e.median = median(e.values);
+    if (r === 0) {
+      const keep = (e) => {
+        const top = best(order.filter((x) => x.side === e.side));
+        return (b.higher ? top.median / e.median : e.median / top.median) <= PRUNE;
+      };
+      for (const e of order.filter((x) => !keep(x))) log(`  ${b.name}: dropped ${e.label} (over ${PRUNE}x slower)`);
+      order = order.filter(keep);
+    }
+    log(`  ${b.name}: round ${r + 1}/${n}`);
+  }
+  return { ...b, all, nrtBest: best(mine), peerBest: best(theirs) };
+}
+
+const fmt = (x) => (Math.abs(x) >= 100 ? x.toFixed(0) : Math.abs(x) >= 10 ? x.toFixed(1) : x.toFixed(2));
+
+async function main() {
+  const info = await workers[0].ask({ op: "info", config: REF });
+  const params = new Model(modelConfig(REF)).numParams;
+  if (params !== info.params) throw new Error(`parameter counts differ: nrt ${params}, PyTorch ${info.params}`);
+  const load0 = loadavg()[0];
+  log(`nrt bench: ${cpus()[0].model}, ${cpus().length} cores, node ${process.version}, torch ${info.torch}`);
+  log(`reference model: Llama V=${REF.vocabSize} C=${REF.hiddenSize} L=${REF.numLayers} heads=${REF.numHeads} `);
+  log(
+    `  F=${REF.intermediateSize}, untied, ${info.params} parameters; batch ${REF.batch}x${REF.seqLen}; rounds ${rounds}`,
+  );
+  const results = [];
+  for (const b of BENCHES) {
+    if (only.length && !only.includes(b.name)) continue;
+    const r = await measure(b);
+    results.push(r);
+    const ratio = r.nrtBest.median / r.peerBest.median;
+    if (json) {
+      const line = { name: r.name, nrt: +fmt(r.nrtBest.median), peer: +fmt(r.peerBest.median), unit: r.unit };
+      process.stdout.write(`${JSON.stringify({ ...line, ratio: +ratio.toFixed(3) })}\n`);
+    }
+  }
+  log(`\nload average: ${load0.toFixed(2)} at the start, ${loadavg()[0].toFixed(2)} at the end\n`);
+  const rows = [["benchmark", "nrt", "peer", "unit", "ratio", "target", "nrt setting", "peer setting"]];
+  for (const r of results) {
+    const ratio = r.nrtBest.median / r.peerBest.median;
+    const ok = r.higher ? ratio >= Number(r.target.split(" ")[1]) : ratio <= Number(r.target.split(" ")[1]);
+    rows.push([r.name, fmt(r.nrtBest.median), fmt(r.peerBest.median), r.unit, ratio.toFixed(3)]);
+    rows.at(-1).push(`${r.target} ${ok ? "ok" : "MISSED"}`, r.nrtBest.label, r.peerBest.label);
+  }
+  const width = rows[0].map((_, c) => Math.max(...rows.map((row) => row[c].length)));
+  for (const row of rows) log(row.map((x, c) => x.padEnd(width[c])).join("  "));
+  log("\nmedian of every setting:");
+  for (const r of results) log(`  ${r.name}: ${r.all.map((e) => `${e.label} ${fmt(e.median)}`).join("; ")}`);
+}
+
+main()
+  .catch((e) => {
+    log(`bench failed: ${e.stack ?? e}`);
+    process.exitCode = 1;
+  })
+  .finally(() => {
+    for (const w of workers) w.close();
+  });
