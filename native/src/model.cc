@@ -99,6 +99,9 @@ void model_forward(Activations& A, const Config& c, const float* P, const int32_
   resize(A.lse, N);
   resize(A.logp, N);
   resize(A.ent, N);
+  resize(A.rope_cos, (size_t)N * (c.HS / 2));
+  resize(A.rope_sin, (size_t)N * (c.HS / 2));
+  rope_angles(A.rope_cos.data(), A.rope_sin.data(), A.pos.data(), N, c.HS, c.theta);
   const Offsets o = offsets(c);
 
   embedding_forward(A.x.data(), tokens, P + o.embed, N, C);
@@ -114,8 +117,7 @@ void model_forward(Activations& A, const Config& c, const float* P, const int32_
     float* a = A.a.data() + (size_t)l * N * F;
     rmsnorm_forward(h1, A.rstd1.data() + (size_t)l * N, x, P + lo.in_norm, N, C, c.eps);
     matmul_forward(qkv, h1, P + lo.wqkv, N, C, QKV, false);
-    rope_forward(qkv, A.pos.data(), N, QKV, 0, c.NH, c.HS, c.theta);
-    rope_forward(qkv, A.pos.data(), N, QKV, Q, c.NKV, c.HS, c.theta);
+    rope_forward_table(qkv, A.rope_cos.data(), A.rope_sin.data(), N, QKV, 0, c.NH + c.NKV, c.HS);
     attention_forward(y, A.att.data() + (size_t)l * AT, qkv, A.seq_start.data(), A.att_off.data(), S, c.NH, c.NKV,
                       c.HS, c.window);
     std::memcpy(xm, x, sizeof(float) * N * C);
@@ -144,12 +146,17 @@ double model_backward(Activations& A, const Config& c, const float* P, float* G,
 
   xent_backward_inplace(A.logits.data(), A.lse.data(), A.target.data(), row_w, N, V);
   A.has_logits_grad = true;
-  std::vector<float> dh((size_t)N * C, 0.0f), dres((size_t)N * C, 0.0f);
+  std::vector<float>&dh = A.dh, &dres = A.dres, &da = A.da, &dgu = A.dgu, &dy = A.dy, &dqkv = A.dqkv;
+  dh.assign((size_t)N * C, 0.0f);
+  dres.assign((size_t)N * C, 0.0f);
+  resize(da, (size_t)N * F);
+  resize(dgu, (size_t)N * 2 * F);
+  resize(dy, (size_t)N * Q);
+  resize(dqkv, (size_t)N * QKV);
   matmul_backward(dh.data(), G + o.lm_head, A.logits.data(), A.hf.data(), P + o.lm_head, N, C, V);
   rmsnorm_backward(dres.data(), G + o.final_norm, dh.data(), A.x.data() + (size_t)L * N * C, P + o.final_norm,
                    A.rstdf.data(), N, C);
 
-  std::vector<float> da((size_t)N * F), dgu((size_t)N * 2 * F), dy((size_t)N * Q), dqkv((size_t)N * QKV);
   for (int l = L - 1; l >= 0; l--) {
     const LayerOffsets& lo = o.layers[l];
     const float* x = A.x.data() + (size_t)l * N * C;
@@ -175,8 +182,7 @@ double model_backward(Activations& A, const Config& c, const float* P, float* G,
     std::fill(dqkv.begin(), dqkv.end(), 0.0f);
     attention_backward(dqkv.data(), dy.data(), A.att.data() + (size_t)l * AT, qkv, A.seq_start.data(),
                        A.att_off.data(), A.S, c.NH, c.NKV, c.HS, c.window);
-    rope_backward(dqkv.data(), A.pos.data(), N, QKV, 0, c.NH, c.HS, c.theta);
-    rope_backward(dqkv.data(), A.pos.data(), N, QKV, Q, c.NKV, c.HS, c.theta);
+    rope_backward_table(dqkv.data(), A.rope_cos.data(), A.rope_sin.data(), N, QKV, 0, c.NH + c.NKV, c.HS);
     std::fill(dh.begin(), dh.end(), 0.0f);
     matmul_backward(dh.data(), G + lo.wqkv, dqkv.data(), h1, P + lo.wqkv, N, C, QKV);
     rmsnorm_backward(dres.data(), G + lo.in_norm, dh.data(), x, P + lo.in_norm, A.rstd1.data() + (size_t)l * N, N, C);

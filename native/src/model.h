@@ -59,6 +59,9 @@ struct Activations {
   std::vector<float> rstdf;  // (N)
   std::vector<float> logits; // (N, V)      overwritten by dlogits in backward
   std::vector<float> lse, logp, ent;  // (N) per row: log-sum-exp, log p(target), entropy
+  std::vector<float> rope_cos, rope_sin;  // (N, HS/2) rotary angles of each row's position, shared by all layers
+  // backward's scratch gradients, kept between calls: (N,C) dh, dres; (N,F) da; (N,2F) dgu; (N,Q) dy; (N,QKV) dqkv
+  std::vector<float> dh, dres, da, dgu, dy, dqkv;
   bool has_logits_grad = false;
 };
 

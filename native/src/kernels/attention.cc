@@ -4,17 +4,25 @@
 //   0 <= i - j < window (window <= 0: all j <= i); scale = 1/sqrt(HS)
 //   att: per sequence s, probabilities (NH, T_s, T_s) at att_off[s]; entries outside the mask are 0
 // Backward ACCUMULATES into dqkv(N,QKV).
+//
+// Two implementations. The *_naive ones loop over (i, j, e) directly: the oracle, and the path for head sizes that
+// are not a multiple of 8. The fast ones (AVX2, HS % 8 == 0) copy one sequence's keys (or values) of one head
+// transposed, (HS, Tp) with Tp = T rounded up to 8 and zero padding, so that a query's scores against all keys
+// are 8-wide FMAs over j with no horizontal sums; the weighted sums over j (y, dq, dk, dv) are 8-wide over e.
+// Scores are computed over [lo, i] rounded out to multiples of 8; the padding is never read back.
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
 #include "kernels.h"
+#include "vecmath.h"
 
 namespace nrt {
 
 static inline int window_lo(int i, int window) { return window > 0 && i - window + 1 > 0 ? i - window + 1 : 0; }
 
-void attention_forward(float* out, float* att, const float* qkv, const int32_t* seq_start, const int64_t* att_off,
-                       int S, int NH, int NKV, int HS, int window) {
+void attention_forward_naive(float* out, float* att, const float* qkv, const int32_t* seq_start,
+                             const int64_t* att_off, int S, int NH, int NKV, int HS, int window) {
   const int Q = NH * HS, KV = NKV * HS, QKV = Q + 2 * KV, group = NH / NKV;
   const float scale = 1.0f / std::sqrt((float)HS);
 #pragma omp parallel for schedule(dynamic, 1) collapse(2)
@@ -55,8 +63,9 @@ void attention_forward(float* out, float* att, const float* qkv, const int32_t* 
 // so now we have: dp_ij = dy_i.v_j ; dv_j += p_ij dy_i ; ds_ij = p_ij (dp_ij - sum_j' p_ij' dp_ij')
 //                 dq_i += scale sum_j ds_ij k_j ; dk_j += scale ds_ij q_i
 // Work is split by (sequence, key/value head), so the query heads that share k and v never race.
-void attention_backward(float* dqkv, const float* dout, const float* att, const float* qkv, const int32_t* seq_start,
-                        const int64_t* att_off, int S, int NH, int NKV, int HS, int window) {
+void attention_backward_naive(float* dqkv, const float* dout, const float* att, const float* qkv,
+                              const int32_t* seq_start, const int64_t* att_off, int S, int NH, int NKV, int HS,
+                              int window) {
   const int Q = NH * HS, KV = NKV * HS, QKV = Q + 2 * KV, group = NH / NKV;
   const float scale = 1.0f / std::sqrt((float)HS);
 #pragma omp parallel for schedule(dynamic, 1) collapse(2)
@@ -94,6 +103,165 @@ void attention_backward(float* dqkv, const float* dout, const float* att, const 
           }
         }
     }
+}
+
+#ifdef NRT_AVX2
+
+// The (HS, Tp) transpose of rows x[j * ld + e], j < T, zero beyond T.
+static void transpose_pad(float* t, const float* x, long ld, int T, int Tp, int HS) {
+  for (int e = 0; e < HS; e++) {
+    float* r = t + (long)e * Tp;
+    for (int j = 0; j < T; j++) r[j] = x[j * ld + e];
+    for (int j = T; j < Tp; j++) r[j] = 0.0f;
+  }
+}
+
+// out[j] = sum_e a[e] * bt[e * Tp + j] for j in [j0, j1), both multiples of 8; NB vectors of j at a time.
+template <int NB>
+static inline void dot_cols_block(float* out, const float* a, const float* bt, int Tp, int j, int HS) {
+  __m256 acc[NB];
+  for (int b = 0; b < NB; b++) acc[b] = _mm256_setzero_ps();
+  for (int e = 0; e < HS; e++) {
+    const __m256 ae = _mm256_broadcast_ss(a + e);
+    const float* r = bt + (long)e * Tp + j;
+    for (int b = 0; b < NB; b++) acc[b] = _mm256_fmadd_ps(ae, _mm256_loadu_ps(r + 8 * b), acc[b]);
+  }
+  for (int b = 0; b < NB; b++) _mm256_storeu_ps(out + j + 8 * b, acc[b]);
+}
+static void dot_cols(float* out, const float* a, const float* bt, int Tp, int j0, int j1, int HS) {
+  int j = j0;
+  for (; j + 32 <= j1; j += 32) dot_cols_block<4>(out, a, bt, Tp, j, HS);
+  switch ((j1 - j) / 8) {
+    case 3: dot_cols_block<3>(out, a, bt, Tp, j, HS); break;
+    case 2: dot_cols_block<2>(out, a, bt, Tp, j, HS); break;
+    case 1: dot_cols_block<1>(out, a, bt, Tp, j, HS); break;
+  }
+}
+
+// y[e] (=, or += when acc) sum_{j in [j0, j1]} w[j] * x[j * ld + e], for e in [e0, e0 + 8 NE)
+template <int NE>
+static inline void wsum_rows_block(float* y, const float* w, const float* x, long ld, int j0, int j1, int e0,
+                                   bool acc) {
+  __m256 a[NE];
+  for (int c = 0; c < NE; c++) a[c] = acc ? _mm256_loadu_ps(y + e0 + 8 * c) : _mm256_setzero_ps();
+  for (int j = j0; j <= j1; j++) {
+    const __m256 wj = _mm256_broadcast_ss(w + j);
+    const float* r = x + j * ld + e0;
+    for (int c = 0; c < NE; c++) a[c] = _mm256_fmadd_ps(wj, _mm256_loadu_ps(r + 8 * c), a[c]);
+  }
+  for (int c = 0; c < NE; c++) _mm256_storeu_ps(y + e0 + 8 * c, a[c]);
+}
+static void wsum_rows(float* y, const float* w, const float* x, long ld, int j0, int j1, int HS, bool acc) {
+  int e = 0;
+  for (; e + 32 <= HS; e += 32) wsum_rows_block<4>(y, w, x, ld, j0, j1, e, acc);
+  switch ((HS - e) / 8) {
+    case 3: wsum_rows_block<3>(y, w, x, ld, j0, j1, e, acc); break;
+    case 2: wsum_rows_block<2>(y, w, x, ld, j0, j1, e, acc); break;
+    case 1: wsum_rows_block<1>(y, w, x, ld, j0, j1, e, acc); break;
+  }
+}
+
+// x[j * HS + e] += w[j] * v[e] for j in [j0, j1], e < HS (HS % 8 == 0)
+static void outer_add(float* x, const float* w, const float* v, int j0, int j1, int HS) {
+  for (int j = j0; j <= j1; j++) {
+    const __m256 wj = _mm256_broadcast_ss(w + j);
+    float* r = x + (long)j * HS;
+    for (int e = 0; e < HS; e += 8)
+      _mm256_storeu_ps(r + e, _mm256_fmadd_ps(wj, _mm256_loadu_ps(v + e), _mm256_loadu_ps(r + e)));
+  }
+}
+
+static void attention_forward_avx2(float* out, float* att, const float* qkv, const int32_t* seq_start,
+                                   const int64_t* att_off, int S, int NH, int NKV, int HS, int window) {
+  const int Q = NH * HS, KV = NKV * HS, QKV = Q + 2 * KV, group = NH / NKV;
+  const float scale = 1.0f / std::sqrt((float)HS);
+#pragma omp parallel
+  {
+    std::vector<float> kt, sc;
+#pragma omp for schedule(dynamic, 1) collapse(2)
+    for (int s = 0; s < S; s++)
+      for (int h = 0; h < NH; h++) {
+        const int o = seq_start[s], T = seq_start[s + 1] - o, Tp = (T + 7) & ~7, kv = h / group;
+        kt.resize((size_t)HS * Tp);
+        sc.resize(Tp);
+        transpose_pad(kt.data(), qkv + (long)o * QKV + Q + kv * HS, QKV, T, Tp, HS);
+        const float* vbase = qkv + (long)o * QKV + Q + KV + kv * HS;
+        for (int i = 0; i < T; i++) {
+          const float* q = qkv + (long)(o + i) * QKV + h * HS;
+          float* p = att + att_off[s] + ((long)h * T + i) * T;
+          const int lo = window_lo(i, window), n = i + 1 - lo;
+          dot_cols(sc.data(), q, kt.data(), Tp, lo & ~7, (i + 8) & ~7, HS);
+          for (int j = lo; j <= i; j++) sc[j] *= scale;
+          const float mx = max_of(sc.data() + lo, n);
+          const float inv = 1.0f / exp_shift_sum(sc.data() + lo, sc.data() + lo, mx, n);
+          for (int j = 0; j < lo; j++) p[j] = 0.0f;
+          for (int j = lo; j <= i; j++) p[j] = sc[j] * inv;
+          for (int j = i + 1; j < T; j++) p[j] = 0.0f;
+          wsum_rows(out + (long)(o + i) * Q + h * HS, p, vbase, QKV, lo, i, HS, false);
+        }
+      }
+  }
+}
+
+static void attention_backward_avx2(float* dqkv, const float* dout, const float* att, const float* qkv,
+                                    const int32_t* seq_start, const int64_t* att_off, int S, int NH, int NKV,
+                                    int HS, int window) {
+  const int Q = NH * HS, KV = NKV * HS, QKV = Q + 2 * KV, group = NH / NKV;
+  const float scale = 1.0f / std::sqrt((float)HS);
+#pragma omp parallel
+  {
+    std::vector<float> vt, dp, pp, dK, dV;
+#pragma omp for schedule(dynamic, 1) collapse(2)
+    for (int s = 0; s < S; s++)
+      for (int kv = 0; kv < NKV; kv++) {
+        const int o = seq_start[s], T = seq_start[s + 1] - o, Tp = (T + 7) & ~7;
+        vt.resize((size_t)HS * Tp);
+        dp.resize(Tp);
+        pp.resize(Tp);
+        dK.assign((size_t)T * HS, 0.0f);
+        dV.assign((size_t)T * HS, 0.0f);
+        const float* kbase = qkv + (long)o * QKV + Q + kv * HS;
+        transpose_pad(vt.data(), kbase + KV, QKV, T, Tp, HS);
+        for (int h = kv * group; h < (kv + 1) * group; h++)
+          for (int i = 0; i < T; i++) {
+            const float* p = att + att_off[s] + ((long)h * T + i) * T;
+            const float* dy = dout + (long)(o + i) * Q + h * HS;
+            const float* q = qkv + (long)(o + i) * QKV + h * HS;
+            const int lo = window_lo(i, window);
+            dot_cols(dp.data(), dy, vt.data(), Tp, lo & ~7, (i + 8) & ~7, HS);
+            float dot = 0.0f;
+            for (int j = lo; j <= i; j++) dot += p[j] * dp[j];
+            // pp holds ds_ij = scale p_ij (dp_ij - dot)
+            for (int j = lo; j <= i; j++) pp[j] = p[j] * (dp[j] - dot) * scale;
+            outer_add(dV.data(), p, dy, lo, i, HS);
+            outer_add(dK.data(), pp.data(), q, lo, i, HS);
+            wsum_rows(dqkv + (long)(o + i) * QKV + h * HS, pp.data(), kbase, QKV, lo, i, HS, true);
+          }
+        for (int j = 0; j < T; j++) {
+          float* dk = dqkv + (long)(o + j) * QKV + Q + kv * HS;
+          float* dv = dk + KV;
+          for (int e = 0; e < HS; e++) dk[e] += dK[(size_t)j * HS + e], dv[e] += dV[(size_t)j * HS + e];
+        }
+      }
+  }
+}
+#endif
+
+void attention_forward(float* out, float* att, const float* qkv, const int32_t* seq_start, const int64_t* att_off,
+                       int S, int NH, int NKV, int HS, int window) {
+#ifdef NRT_AVX2
+  if (HS % 8 == 0) return attention_forward_avx2(out, att, qkv, seq_start, att_off, S, NH, NKV, HS, window);
+#endif
+  attention_forward_naive(out, att, qkv, seq_start, att_off, S, NH, NKV, HS, window);
+}
+
+void attention_backward(float* dqkv, const float* dout, const float* att, const float* qkv, const int32_t* seq_start,
+                        const int64_t* att_off, int S, int NH, int NKV, int HS, int window) {
+#ifdef NRT_AVX2
+  if (HS % 8 == 0)
+    return attention_backward_avx2(dqkv, dout, att, qkv, seq_start, att_off, S, NH, NKV, HS, window);
+#endif
+  attention_backward_naive(dqkv, dout, att, qkv, seq_start, att_off, S, NH, NKV, HS, window);
 }
 
 }  // namespace nrt

@@ -32,6 +32,11 @@ void rmsnorm_backward(float* dinp, float* dweight, const float* dout, const floa
 void rope_forward(float* x, const int32_t* pos, int N, int stride, int col0, int nheads, int HS, float theta);
 // The rotation is orthogonal, so backward rotates the gradient by -angle (in place).
 void rope_backward(float* dx, const int32_t* pos, int N, int stride, int col0, int nheads, int HS, float theta);
+// The same with each row's angles precomputed: cos, sin (N, HS/2) from rope_angles (bitwise the same results).
+void rope_angles(float* cos, float* sin, const int32_t* pos, int N, int HS, float theta);
+void rope_forward_table(float* x, const float* cos, const float* sin, int N, int stride, int col0, int nheads, int HS);
+void rope_backward_table(float* dx, const float* cos, const float* sin, int N, int stride, int col0, int nheads,
+                         int HS);
 
 // ---- attention.cc: causal (optionally sliding-window) grouped-query attention over packed sequences
 // qkv(N,QKV) rows are [q | k | v]; seq_start(S+1) are token offsets; att holds the softmax probabilities,
@@ -40,6 +45,12 @@ void attention_forward(float* out, float* att, const float* qkv, const int32_t* 
                        int S, int NH, int NKV, int HS, int window);
 void attention_backward(float* dqkv, const float* dout, const float* att, const float* qkv, const int32_t* seq_start,
                         const int64_t* att_off, int S, int NH, int NKV, int HS, int window);
+// The direct (i, j, e) loops: the oracle for the vectorised path above, and the path when HS % 8 != 0.
+void attention_forward_naive(float* out, float* att, const float* qkv, const int32_t* seq_start,
+                             const int64_t* att_off, int S, int NH, int NKV, int HS, int window);
+void attention_backward_naive(float* dqkv, const float* dout, const float* att, const float* qkv,
+                              const int32_t* seq_start, const int64_t* att_off, int S, int NH, int NKV, int HS,
+                              int window);
 
 // ---- swiglu.cc: out(N,F) = silu(gu[:, :F]) * gu[:, F:], gu(N,2F)
 void swiglu_forward(float* out, const float* gu, int N, int F);

@@ -12,12 +12,14 @@ namespace nrt {
 void rmsnorm_forward(float* out, float* rstd, const float* inp, const float* weight, int N, int C, float eps) {
 #pragma omp parallel for schedule(static)
   for (int n = 0; n < N; n++) {
-    const float* x = inp + (long)n * C;
+    const float* __restrict x = inp + (long)n * C;
     float ss = 0.0f;
+#pragma omp simd reduction(+ : ss)
     for (int i = 0; i < C; i++) ss += x[i] * x[i];
     float r = 1.0f / std::sqrt(ss / C + eps);
     rstd[n] = r;
-    float* o = out + (long)n * C;
+    float* __restrict o = out + (long)n * C;
+#pragma omp simd
     for (int i = 0; i < C; i++) o[i] = x[i] * r * weight[i];
   }
 }
@@ -26,7 +28,7 @@ void rmsnorm_forward(float* out, float* rstd, const float* inp, const float* wei
 // so now we have: dw_i += sum_n dout_i * xh_i
 //                 dx_i += r * (dout_i w_i - xh_i * mean_j(dout_j w_j xh_j))
 // dweight is summed per thread over a static block of rows, then the partial sums are added in thread order,
-// so the result is the same for a given thread count.
+// so the result is the same for a given thread count. Row sums are vectorised (8 lanes added in a fixed order).
 void rmsnorm_backward(float* dinp, float* dweight, const float* dout, const float* inp, const float* weight,
                       const float* rstd, int N, int C) {
   int nt = omp_get_max_threads();
@@ -34,20 +36,22 @@ void rmsnorm_backward(float* dinp, float* dweight, const float* dout, const floa
 #pragma omp parallel num_threads(nt)
   {
     int t = omp_get_thread_num();
-    float* dw = part.data() + (size_t)t * C;
+    float* __restrict dw = part.data() + (size_t)t * C;
 #pragma omp for schedule(static)
     for (int n = 0; n < N; n++) {
-      const float* x = inp + (long)n * C;
-      const float* dy = dout + (long)n * C;
-      float* dx = dinp + (long)n * C;
+      const float* __restrict x = inp + (long)n * C;
+      const float* __restrict dy = dout + (long)n * C;
+      float* __restrict dx = dinp + (long)n * C;
       float r = rstd[n];
       float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
       for (int i = 0; i < C; i++) {
         float xh = x[i] * r;
         dot += dy[i] * weight[i] * xh;
         dw[i] += dy[i] * xh;
       }
       dot /= C;
+#pragma omp simd
       for (int i = 0; i < C; i++) dx[i] += r * (dy[i] * weight[i] - x[i] * r * dot);
     }
   }

@@ -1,18 +1,31 @@
-// SwiGLU gate: out(N,F) = silu(g) * u where gu(N,2F) rows are [g(F) | u(F)] (one fused gate/up matmul).
+// SwiGLU gate: out(N,F) = silu(gu[:, :F]) * gu[:, F:], gu(N,2F) rows are [g(F) | u(F)] (one fused gate/up matmul).
 // Backward ACCUMULATES into dgu(N,2F).
+// sig(g) = 1 / (1 + exp(-g)) uses the vectorised exp of vecmath.h (the same value in vector body and tail).
 #include <cmath>
 
 #include "kernels.h"
+#include "vecmath.h"
 
 namespace nrt {
+
+static inline float sigmoid(float g) { return 1.0f / (1.0f + exp_approx(-g)); }
 
 void swiglu_forward(float* out, const float* gu, int N, int F) {
 #pragma omp parallel for schedule(static)
   for (int n = 0; n < N; n++) {
-    const float* g = gu + (long)n * 2 * F;
-    const float* u = g + F;
-    float* o = out + (long)n * F;
-    for (int i = 0; i < F; i++) o[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
+    const float* __restrict g = gu + (long)n * 2 * F;
+    const float* __restrict u = g + F;
+    float* __restrict o = out + (long)n * F;
+    int i = 0;
+#ifdef NRT_AVX2
+    const __m256 one = _mm256_set1_ps(1.0f), zero = _mm256_setzero_ps();
+    for (; i + 8 <= F; i += 8) {
+      __m256 gv = _mm256_loadu_ps(g + i);
+      __m256 sg = _mm256_div_ps(one, _mm256_add_ps(one, exp8(_mm256_sub_ps(zero, gv))));
+      _mm256_storeu_ps(o + i, _mm256_mul_ps(_mm256_mul_ps(gv, sg), _mm256_loadu_ps(u + i)));
+    }
+#endif
+    for (; i < F; i++) o[i] = g[i] * sigmoid(g[i]) * u[i];
   }
 }
 
@@ -21,15 +34,27 @@ void swiglu_forward(float* out, const float* gu, int N, int F) {
 void swiglu_backward(float* dgu, const float* dout, const float* gu, int N, int F) {
 #pragma omp parallel for schedule(static)
   for (int n = 0; n < N; n++) {
-    const float* g = gu + (long)n * 2 * F;
-    const float* u = g + F;
-    const float* dy = dout + (long)n * F;
-    float* dg = dgu + (long)n * 2 * F;
-    float* du = dg + F;
-    for (int i = 0; i < F; i++) {
-      float sg = 1.0f / (1.0f + std::exp(-g[i]));
-      du[i] += dy[i] * g[i] * sg;
-      dg[i] += dy[i] * u[i] * sg * (1.0f + g[i] * (1.0f - sg));
+    const float* __restrict g = gu + (long)n * 2 * F;
+    const float* __restrict u = g + F;
+    const float* __restrict dy = dout + (long)n * F;
+    float* __restrict dg = dgu + (long)n * 2 * F;
+    float* __restrict du = dg + F;
+    int i = 0;
+#ifdef NRT_AVX2
+    const __m256 one = _mm256_set1_ps(1.0f), zero = _mm256_setzero_ps();
+    for (; i + 8 <= F; i += 8) {
+      __m256 gv = _mm256_loadu_ps(g + i), uv = _mm256_loadu_ps(u + i), d = _mm256_loadu_ps(dy + i);
+      __m256 sg = _mm256_div_ps(one, _mm256_add_ps(one, exp8(_mm256_sub_ps(zero, gv))));
+      __m256 dsg = _mm256_mul_ps(d, sg);
+      _mm256_storeu_ps(du + i, _mm256_add_ps(_mm256_loadu_ps(du + i), _mm256_mul_ps(dsg, gv)));
+      __m256 t = _mm256_add_ps(one, _mm256_mul_ps(gv, _mm256_sub_ps(one, sg)));
+      _mm256_storeu_ps(dg + i, _mm256_add_ps(_mm256_loadu_ps(dg + i), _mm256_mul_ps(_mm256_mul_ps(dsg, uv), t)));
+    }
+#endif
+    for (; i < F; i++) {
+      const float sg = sigmoid(g[i]), dsg = dy[i] * sg;
+      du[i] += dsg * g[i];
+      dg[i] += dsg * u[i] * (1.0f + g[i] * (1.0f - sg));
     }
   }
 }
