@@ -12,6 +12,10 @@ export type { EvalOptions, EvalResult, EvalSample } from "./eval/evaluate.js";
 export { evaluate } from "./eval/evaluate.js";
 export { formatEvalTable, formatHardTokens } from "./eval/format.js";
 export type { EvalMetrics, EvalReport, HardTokenBin } from "./eval/metrics.js";
+export { modelFromGguf } from "./export/gguf-llama.js";
+export { readGguf } from "./export/gguf-read.js";
+export { exportGguf } from "./export/to-gguf.js";
+export { importLlama2c } from "./import/llama2c.js";
 export { parseHfConfig, toHfConfig } from "./io/hf-config.js";
 export type { LoadedModel } from "./io/load.js";
 export { loadModel } from "./io/load.js";
@@ -32,6 +36,7 @@ export {
   scoreGroup,
   tokenWeights,
 } from "./nrt/index.js";
+export { buildReport, readRun, writeReport } from "./report/report.js";
 export type { RolloutOptions, Trace } from "./rollout/rollout.js";
 export { rollout } from "./rollout/rollout.js";
 export { charTokenizerJson } from "./tokenizer/char-tokenizer-json.js";
@@ -40,6 +45,6 @@ export { gradBatch, parseGradBatch } from "./train/grad.js";
 export type { Metrics } from "./train/metrics.js";
 export { defaultPretrainConfig, pretrain } from "./train/pretrain.js";
 export type { TrainHooks, TrainResult } from "./train/trainer.js";
-export { objectiveOf, train } from "./train/trainer.js";
+export { objectiveOf, train, trainAsync } from "./train/trainer.js";
 export { generate as generateWorld, toJsonl } from "./world/chain.js";
 export { parseQuestion, solve } from "./world/question.js";

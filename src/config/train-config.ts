@@ -47,6 +47,7 @@ export const trainFields = {
   onNan: field(z.enum(["stop", "skip"]), "stop", "on a non-finite loss, gradient or reward: stop, or skip the batch"),
   skipInvalid: field(bool(), false, "turn invalid data records into counted warnings"),
   progress: field(bool(), true, "live progress display on stderr"),
+  samplesEvery: field(int(1), 10, "write two sampled traces with their rewards to samples.jsonl every N steps"),
 } satisfies Fields;
 
 export type TrainConfig = ValuesOf<typeof trainFields>;

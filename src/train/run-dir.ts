@@ -2,3 +2,5 @@
 export const RUN_CONFIG = "run_config.json";
 export const METRICS_FILE = "metrics.jsonl";
 export const ALARMS_FILE = "alarms.jsonl";
+/** a few sampled traces with their rewards every `samples_every` steps: {step, question, trace, reference, reward} */
+export const SAMPLES_FILE = "samples.jsonl";

@@ -29,7 +29,7 @@ import { DataOrder, stepSeed } from "./data-order.js";
 import { lossTerms, type Metrics, nrtMetrics } from "./metrics.js";
 import { type QuestionGroup, ratioWeights, type ScoredBatch, scoreNrtBatch, sftBatch } from "./nrt-batch.js";
 import { AdamW } from "./optimizer.js";
-import { RUN_CONFIG } from "./run-dir.js";
+import { RUN_CONFIG, SAMPLES_FILE } from "./run-dir.js";
 
 /** Hooks for library users: a callback per step and their own examples instead of `data`. */
 export interface TrainHooks {
@@ -64,7 +64,7 @@ export function objectiveOf(cfg: TrainConfig): NrtObjective | null {
 const TIMING = (k: string): boolean => k.startsWith("time/") || k.endsWith("_per_s");
 
 /** Keys whose change does not alter a run, so `--resume` may be given them anew. */
-const RESUME_FREE = new Set(["steps", "progress", "threads", "out"]);
+const RESUME_FREE = new Set(["steps", "progress", "threads", "out", "samplesEvery", "onNan"]);
 
 /**
  * Trains per `cfg`; with `resume`, continues the run in cfg.out from its latest checkpoint. Synchronous: the
@@ -170,7 +170,10 @@ function* runSteps(cfg: TrainConfig, hooks: TrainHooks, resume: boolean): Genera
     const t0 = performance.now();
     const batch = order.batch(s).map((i) => examples[i]);
     const m = objective
-      ? nrtStep(loaded, opt, batch, objective, cfg, s, answerStartId, specialIds)
+      ? nrtStep(loaded, opt, batch, objective, cfg, s, answerStartId, specialIds, (rows) => {
+          if (s === 1 || s % cfg.samplesEvery === 0)
+            appendFileSync(join(out, SAMPLES_FILE), rows.map((r) => `${JSON.stringify({ step: s, ...r })}\n`).join(""));
+        })
       : sftStep(loaded, opt, batch, answerStartId);
     step = s;
     if (typeof m === "string") {
@@ -222,7 +225,7 @@ function nonFinite(xs: Record<string, number>): string | null {
 
 /** One NRT step (rollout → score → weights → backward → AdamW), or what was non-finite (reward, loss, gradient). */
 function nrtStep(
-  { model }: LoadedModel,
+  { model, tokenizer: loadedTokenizer }: LoadedModel,
   opt: AdamW,
   batch: Example[],
   objective: NrtObjective,
@@ -230,6 +233,7 @@ function nrtStep(
   step: number,
   answerStartId: number,
   specialIds: number[],
+  onSamples: (rows: { question: string; trace: string; reference: string; reward: number }[]) => void,
 ): Metrics | string {
   const t0 = performance.now();
   const traces: Trace[][] = rollout(
@@ -257,6 +261,15 @@ function nrtStep(
   }
   const t2 = performance.now();
   const metrics: Metrics = { ...nrtMetrics(traces, scored), ...lossTerms(scored) };
+  const tok = loadedTokenizer;
+  onSamples(
+    traces[0].slice(0, 2).map((t, k) => ({
+      question: batch[0].record.question,
+      trace: tok.decode(t.tokens),
+      reference: batch[0].record.answer,
+      reward: scored.scores[0].R[k],
+    })),
+  );
   opt.zeroGrad();
   const loss = model.engine.backward(scored.weights, opt.grads);
   const bad = nonFinite({ loss, "gradient norm": native().gradNorm(opt.grads) });
