@@ -12,7 +12,7 @@ import { setThreads } from "../model/native.js";
 import { clock, Progress } from "../util/progress.js";
 import { generate, toJsonl } from "../world/chain.js";
 import type { WorldName } from "../world/question.js";
-import { runParallel } from "./parallel-runs.js";
+import { runParallel, trainRunSpec } from "./parallel-runs.js";
 import { shippedBase } from "./paths.js";
 
 export interface DemoOptions {
@@ -70,31 +70,9 @@ export async function demo(o: DemoOptions): Promise<{ rows: DemoRow[]; table: st
       base,
     );
 
-  const specs = o.methods.map((m) => ({
-    name: m,
-    outDir: join(o.out, m),
-    steps: o.steps,
-    args: [
-      "--model",
-      base,
-      "--data",
-      trainPath,
-      "--out",
-      join(o.out, m),
-      "--method",
-      m,
-      "--steps",
-      String(o.steps),
-      "--threads",
-      "1",
-      "--seed",
-      String(o.seed),
-      "--progress",
-      "false",
-      "--checkpoint-every",
-      String(o.steps),
-    ],
-  }));
+  const specs = o.methods.map((m) =>
+    trainRunSpec(m, { base, data: trainPath, outDir: join(o.out, m), method: m, steps: o.steps, seed: o.seed }),
+  );
   const progress = new Progress("training", o.methods.length * o.steps);
   const outcomes = await runParallel(specs, Math.min(o.threads, specs.length), (st) => {
     const done = st.reduce((a, s) => a + s.done, 0);

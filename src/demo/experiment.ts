@@ -11,7 +11,7 @@ import { setThreads } from "../model/native.js";
 import { Progress } from "../util/progress.js";
 import { generate, toJsonl } from "../world/chain.js";
 import type { WorldName } from "../world/question.js";
-import { runParallel } from "./parallel-runs.js";
+import { runParallel, trainRunSpec } from "./parallel-runs.js";
 import { shippedBase } from "./paths.js";
 
 export interface ExperimentOptions {
@@ -48,34 +48,16 @@ export async function experiment(o: ExperimentOptions): Promise<{ cells: Cell[];
     }));
     const base = shippedBase(world);
     const specs = o.methods.flatMap((m) =>
-      o.seeds.map((seed) => {
-        const outDir = join(dir, `${m}-s${seed}`);
-        return {
-          name: `${world}/${m}-s${seed}`,
-          outDir,
+      o.seeds.map((seed) =>
+        trainRunSpec(`${world}/${m}-s${seed}`, {
+          base,
+          data: trainPath,
+          outDir: join(dir, `${m}-s${seed}`),
+          method: m,
           steps: o.steps,
-          args: [
-            "--model",
-            base,
-            "--data",
-            trainPath,
-            "--out",
-            outDir,
-            "--method",
-            m,
-            "--steps",
-            String(o.steps),
-            "--threads",
-            "1",
-            "--seed",
-            String(seed),
-            "--progress",
-            "false",
-            "--checkpoint-every",
-            String(o.steps),
-          ],
-        };
-      }),
+          seed,
+        }),
+      ),
     );
     const todo = specs.filter((s) => !existsSync(join(s.outDir, "final", "config.json")));
     const progress = new Progress(`experiment ${world}`, todo.length * o.steps);

@@ -18,6 +18,23 @@ export interface RunOutcome {
   stderr: string;
 }
 
+/** A one-thread `nrt train` run of `method` from `base` on `data` into `outDir`, checkpointed only at the end. */
+export function trainRunSpec(
+  name: string,
+  o: { base: string; data: string; outDir: string; method: string; steps: number; seed: number },
+): RunSpec {
+  return {
+    name,
+    outDir: o.outDir,
+    steps: o.steps,
+    args: [
+      ...["--model", o.base, "--data", o.data, "--out", o.outDir, "--method", o.method],
+      ...["--steps", String(o.steps), "--seed", String(o.seed), "--checkpoint-every", String(o.steps)],
+      ...["--threads", "1", "--progress", "false"],
+    ],
+  };
+}
+
 /** Steps a run has logged so far (lines of its metrics.jsonl). */
 function stepsDone(outDir: string): number {
   const p = join(outDir, "metrics.jsonl");
