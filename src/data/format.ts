@@ -1,3 +1,4 @@
+import type { ChatMessage, ChatTemplate } from "../chat/template.js";
 import { NrtError } from "../errors.js";
 import type { Tokenizer } from "../tokenizer/tokenizer.js";
 import type { QaRecord } from "./qa.js";
@@ -10,20 +11,55 @@ export interface Example {
   record: QaRecord;
 }
 
-/** Turns records into token ids: prompt(x) = ⟨bos⟩ ⊕ question, y* = answer ⊕ ⟨eos⟩ (SPEC §7's form). */
-export function plainExamples(tok: Tokenizer, records: readonly QaRecord[], maxLen: number, where: string): Example[] {
+/** The turns a record's prompt is rendered from: a chat record's turns before its answer, else one user turn. */
+export function promptMessages(record: Pick<QaRecord, "question" | "messages">): ChatMessage[] {
+  return record.messages ?? [{ role: "user", content: record.question }];
+}
+
+/**
+ * prompt(x) as token ids. With a chat template: the template rendered for {@link promptMessages} with
+ * `add_generation_prompt`, tokenised with no special tokens added (as `apply_chat_template(tokenize=True)` does:
+ * the template writes ⟨bos⟩ itself where the model wants one, and it is never doubled). Without one: the plain
+ * form ⟨bos⟩ ⊕ question (SPEC §7; a chat record's question is its last user turn).
+ */
+export function promptIds(
+  tok: Tokenizer,
+  template: ChatTemplate | null,
+  record: Pick<QaRecord, "question" | "messages">,
+  where?: string,
+): number[] {
+  if (template) return tok.encode(template.render(promptMessages(record), { addGenerationPrompt: true, where }));
+  return [...(tok.bosId !== null ? [tok.bosId] : []), ...tok.encode(record.question)];
+}
+
+/**
+ * Turns records into token ids: prompt(x) by {@link promptIds} (the model's chat template, or ⟨bos⟩ ⊕ question),
+ * y* = answer ⊕ ⟨eos⟩. Every record must fit the context with its ⟨answer_start⟩: `maxLen` tokens.
+ */
+export function recordExamples(
+  tok: Tokenizer,
+  template: ChatTemplate | null,
+  records: readonly QaRecord[],
+  maxLen: number,
+  where: string,
+): Example[] {
   if (tok.eosId === null) throw new NrtError("the tokenizer has no ⟨eos⟩ token", where);
   const eos = tok.eosId;
-  const bos = tok.bosId;
   return records.map((r) => {
-    const prompt = [...(bos !== null ? [bos] : []), ...tok.encode(r.question)];
+    const at = `${where}:${r.line}`;
+    const prompt = promptIds(tok, template, r, at);
     const answer = [...tok.encode(r.answer), eos];
-    if (prompt.length === 0) throw new NrtError("empty prompt", `${where}:${r.line}`);
+    if (prompt.length === 0) throw new NrtError("empty prompt", at);
     if (prompt.length + answer.length + 1 > maxLen)
       throw new NrtError(
         `prompt and answer take ${prompt.length + answer.length + 1} tokens, more than the model's context (${maxLen})`,
-        `${where}:${r.line}`,
+        at,
       );
     return { prompt, answer, record: r };
   });
+}
+
+/** Turns records into token ids: prompt(x) = ⟨bos⟩ ⊕ question, y* = answer ⊕ ⟨eos⟩ (SPEC §7's form). */
+export function plainExamples(tok: Tokenizer, records: readonly QaRecord[], maxLen: number, where: string): Example[] {
+  return recordExamples(tok, null, records, maxLen, where);
 }

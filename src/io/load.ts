@@ -1,7 +1,8 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { type ChatTemplate, readChatTemplate, type SpecialTokenStrings } from "../chat/template.js";
 import { NrtError } from "../errors.js";
-import type { Model } from "../model/model.js";
+import { Model } from "../model/model.js";
 import { Tokenizer } from "../tokenizer/tokenizer.js";
 import { loadModelDir, resolveModelDir } from "./model-dir.js";
 
@@ -14,9 +15,14 @@ export interface LoadedModel {
   tokenizer: Tokenizer;
   /** the raw tokenizer.json text, to copy into the directories nrt writes */
   tokenizerJson: string;
+  /** the model's chat template (tokenizer_config.json / chat_template.jinja), or null: prompts are ⟨bos⟩ ⊕ text */
+  chatTemplate: ChatTemplate | null;
 }
 
-/** Loads `path` (model directory, or run directory → final/ or latest checkpoint) with its tokenizer.json. */
+/**
+ * Loads `path` (model directory, or run directory → final/ or latest checkpoint) with its tokenizer.json and, where
+ * the directory has one, its chat template.
+ */
 export function loadModel(path: string): LoadedModel {
   const dir = resolveModelDir(path);
   const { model, config } = loadModelDir(dir);
@@ -29,5 +35,79 @@ export function loadModel(path: string): LoadedModel {
       `tokenizer has ${tokenizer.vocabSize} ids but the model's vocab_size is ${config.vocabSize}`,
       tp,
     );
-  return { dir, model, tokenizer, tokenizerJson };
+  const chatTemplate = readChatTemplate(dir, specialStrings(tokenizer));
+  return { dir, model, tokenizer, tokenizerJson, chatTemplate };
+}
+
+/**
+ * The chat template of the model directory `path` stands for (SPEC §8), with ⟨bos⟩/⟨eos⟩ strings from `tok`; null
+ * when it has none or `path` no longer exists.
+ */
+export function chatTemplateOf(path: string, tok: Tokenizer): ChatTemplate | null {
+  return existsSync(path) ? readChatTemplate(resolveModelDir(path), specialStrings(tok)) : null;
+}
+
+/** ⟨bos⟩/⟨eos⟩ as text, for chat templates whose tokenizer_config.json does not name them. */
+export function specialStrings(tok: Tokenizer): SpecialTokenStrings {
+  const s: SpecialTokenStrings = {};
+  const bos = tok.bosId === null ? null : tok.idToToken(tok.bosId);
+  const eos = tok.eosId === null ? null : tok.idToToken(tok.eosId);
+  if (bos !== null) s.bos_token = bos;
+  if (eos !== null) s.eos_token = eos;
+  return s;
+}
+
+const EMBED = "model.embed_tokens.weight";
+const LM_HEAD = "lm_head.weight";
+
+/**
+ * SPEC §2: `loaded` with ⟨answer_start⟩ in its tokenizer, model and config (`answer_start_token_id`), and whether
+ * anything was added. When the tokenizer lacks `<answer_start>` it is added as a special token with the id after
+ * the tokenizer's last one, id = n (`Tokenizer.addAnswerStart`), and the embedding row and output (lm_head) row of
+ * n become copies of ⟨eos⟩'s (with tied embeddings, the one shared matrix):
+ * - n = vocab_size: the model grows to vocab_size + 1 (a new Model with the bigger config; every other tensor is
+ *   copied unchanged);
+ * - n < vocab_size (the config pads the vocabulary past the tokenizer, e.g. to a multiple of 64): the unused padded
+ *   row n is taken and overwritten, so the shapes stay as they are.
+ * Either way the logits of every other token are unchanged. When the tokenizer already has the token, only a
+ * missing `answer_start_token_id` is filled in; a config naming another id is an error.
+ */
+export function withAnswerStart(loaded: LoadedModel): { loaded: LoadedModel; added: boolean } {
+  const { model, tokenizer } = loaded;
+  const config = model.config;
+  const where = join(loaded.dir, TOKENIZER_FILE);
+  const have = tokenizer.answerStartId;
+  if (have !== null) {
+    if (config.answerStartTokenId === have) return { loaded, added: false };
+    if (config.answerStartTokenId !== null)
+      throw new NrtError(
+        `answer_start_token_id is ${config.answerStartTokenId} but the tokenizer has <answer_start> at ${have}`,
+        join(loaded.dir, "config.json"),
+      );
+    // the same parameters, with the id recorded in the config nrt writes
+    return {
+      loaded: { ...loaded, model: new Model({ ...config, answerStartTokenId: have }, model.params) },
+      added: false,
+    };
+  }
+  const eos = tokenizer.eosId;
+  if (eos === null) throw new NrtError("cannot add <answer_start>: no ⟨eos⟩ token to copy its rows from", where);
+  const { json, id } = tokenizer.addAnswerStart();
+  const V = config.vocabSize;
+  const C = config.hiddenSize;
+  let grown: Model;
+  if (id < V) {
+    grown = new Model({ ...config, answerStartTokenId: id }, model.params);
+  } else {
+    grown = new Model({ ...config, vocabSize: id + 1, answerStartTokenId: id });
+    for (const p of model.table) grown.view(p.name).set(model.view(p.name)); // vocab matrices: the first V rows
+  }
+  for (const name of [EMBED, LM_HEAD]) {
+    if (!grown.has(name)) continue; // tied: no separate lm_head
+    const w = grown.view(name); // (vocab, C)
+    w.copyWithin(id * C, eos * C, (eos + 1) * C);
+  }
+  const tokenizerJson = JSON.stringify(json);
+  const newTok = Tokenizer.fromJson(tokenizerJson, where, { bosId: tokenizer.bosId, eosId: tokenizer.eosId });
+  return { loaded: { ...loaded, model: grown, tokenizer: newTok, tokenizerJson }, added: true };
 }

@@ -13,11 +13,11 @@
 import { appendFileSync, existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { TrainConfig } from "../config/train-config.js";
-import { type Example, plainExamples } from "../data/format.js";
+import { type Example, recordExamples } from "../data/format.js";
 import { readQaFile } from "../data/qa.js";
 import { NrtError } from "../errors.js";
 import { writeFileAtomic } from "../io/atomic.js";
-import { type LoadedModel, loadModel } from "../io/load.js";
+import { chatTemplateOf, type LoadedModel, loadModel, withAnswerStart } from "../io/load.js";
 import { saveModelDir } from "../io/model-dir.js";
 import { native, setThreads } from "../model/native.js";
 import { methods, type NrtObjective, resolveObjective } from "../nrt/methods.js";
@@ -127,6 +127,14 @@ function* runSteps(cfg: TrainConfig, hooks: TrainHooks, resume: boolean): Genera
   }
   setThreads(cfg.threads);
   loaded = loadModel(ckpt ? ckpt.dir : cfg.model);
+  const withAs = withAnswerStart(loaded); // SPEC §2: a model without ⟨answer_start⟩ gets one (rows of ⟨eos⟩)
+  loaded = withAs.loaded;
+  if (withAs.added)
+    process.stderr.write(
+      `added <answer_start> as token ${loaded.tokenizer.answerStartId} (vocab_size ${loaded.model.config.vocabSize}; rows copied from ⟨eos⟩)\n`,
+    );
+  // checkpoints keep tokenizer.json but not the chat template: a resumed run takes it from the original model
+  if (ckpt && !loaded.chatTemplate) loaded.chatTemplate = chatTemplateOf(cfg.model, loaded.tokenizer);
   const { model, tokenizer, tokenizerJson } = loaded;
   const answerStartId = tokenizer.answerStartId;
   if (answerStartId === null) throw new NrtError("the tokenizer has no <answer_start> token", loaded.dir);
@@ -135,7 +143,7 @@ function* runSteps(cfg: TrainConfig, hooks: TrainHooks, resume: boolean): Genera
   if (!examples) {
     const qa = readQaFile(cfg.data, { skipInvalid: cfg.skipInvalid });
     const maxLen = model.config.maxPositionEmbeddings - cfg.maxTraceTokens;
-    examples = plainExamples(tokenizer, qa.records, maxLen, cfg.data);
+    examples = recordExamples(tokenizer, loaded.chatTemplate, qa.records, maxLen, cfg.data);
     if (qa.skipped.length > 0)
       process.stderr.write(`warning: ${cfg.data}: skipped ${qa.skipped.length} invalid record(s) (--skip-invalid)\n`);
     if (qa.duplicates > 0)
