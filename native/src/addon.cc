@@ -5,6 +5,7 @@
 #include <omp.h>
 
 #include <chrono>
+#include <cmath>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -258,7 +259,8 @@ class Engine : public Napi::ObjectWrap<Engine> {
     return f32(env, acts_.logits.data(), acts_.logits.size());
   }
 
-  // generate(prompts: Int32Array, promptLens: Int32Array, {maxNew, temperature, topK, topP, seed, stop: number[]})
+  // generate(prompts: Int32Array, promptLens: Int32Array, {maxNew, temperature, topK, topP, seed, seeds?: number[],
+  //   stop: number[]})
   //   -> {tokens: Int32Array(B*maxNew), logprobs, entropy: Float32Array(B*maxNew), lengths: Int32Array(B),
   //       stopped: Uint8Array(B)}
   Napi::Value Generate(const Napi::CallbackInfo& info) {
@@ -279,6 +281,18 @@ class Engine : public Napi::ObjectWrap<Engine> {
       if (opt.max_new < 0) fail(env, "maxNew must be >= 0");
       if (opt.temperature < 0) fail(env, "temperature must be >= 0");
       if (!(opt.top_p > 0 && opt.top_p <= 1)) fail(env, "topP must be in (0, 1]");
+      Napi::Value sd = o.Get("seeds");
+      if (!sd.IsUndefined()) {
+        if (!sd.IsArray() || sd.As<Napi::Array>().Length() != (uint32_t)B)
+          fail(env, "seeds must be an array with one seed per stream");
+        auto a = sd.As<Napi::Array>();
+        for (uint32_t i = 0; i < a.Length(); i++) {
+          const double x = a.Get(i).IsNumber() ? a.Get(i).As<Napi::Number>().DoubleValue() : -1;
+          if (!(x >= 0 && x <= 9007199254740991.0 && x == std::floor(x)))
+            fail(env, "seeds must be integers in [0, 2^53)");
+          opt.seeds.push_back((uint64_t)x);
+        }
+      }
       Napi::Value st = o.Get("stop");
       if (st.IsArray()) {
         auto a = st.As<Napi::Array>();

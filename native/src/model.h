@@ -89,6 +89,7 @@ struct SampleOptions {
   int top_k = 0;             // 0: off
   float top_p = 1.0f;        // 1: off
   uint64_t seed = 0;
+  std::vector<uint64_t> seeds;  // if not empty, one per stream: stream b draws from its own seeds[b] alone
   std::vector<int32_t> stop;  // generation of a stream ends after it emits one of these
 };
 struct SampleResult {

@@ -177,7 +177,11 @@ SampleResult generate(const Config& c, const float* P, const int32_t* prompts, c
   std::vector<int32_t> active(B);  // stream of each logits row
   std::iota(active.begin(), active.end(), 0);
   std::vector<Rng> rng(B);
-  for (int b = 0; b < B; b++) rng[b].s = opt.seed * 0xD1B54A32D192ED03ull + (uint64_t)b * 0x9E3779B97F4A7C15ull + 1;
+  // stream b of a batch seeded with `seed` starts where a lone stream seeded with seeds[b] would (so a caller can
+  // split one batch into requests, or merge requests into one batch, and draw the same tokens)
+  for (int b = 0; b < B; b++)
+    rng[b].s = opt.seeds.empty() ? opt.seed * 0xD1B54A32D192ED03ull + (uint64_t)b * 0x9E3779B97F4A7C15ull + 1
+                                 : opt.seeds[b] * 0xD1B54A32D192ED03ull + 1;
   for (int step = 0; step < M && !active.empty(); step++) {
     const int n = (int)active.size();
 #pragma omp parallel
