@@ -1,17 +1,9 @@
-// The nrt side of the benchmark, in process, over the built library (dist/) and addon.
-import { spawnSync } from "node:child_process";
-import { fileURLToPath } from "node:url";
+// The nrt workloads of the benchmark, over the built library (dist/) and addon; run in nrt_worker.js.
 import { llamaConfig } from "../dist/model/config.js";
 import { Model } from "../dist/model/model.js";
 import { native } from "../dist/model/native.js";
 
-/** Thread settings tried for nrt (OpenMP kernels and OpenBLAS together); the fastest one is reported. */
-export const NRT_SETTINGS = [{ threads: 1 }, { threads: 2 }];
-
-export function nrtLabel(s) {
-  return `setThreads(${s.threads})`;
-}
-
+/** nrt's ModelConfig for run.js's reference description (untied Llama, as many kv heads as heads). */
 export function modelConfig(ref) {
   return llamaConfig({
     vocabSize: ref.vocabSize,
@@ -59,13 +51,8 @@ export class NrtBench {
     this.sampler = undefined;
   }
 
-  sgemm(setting, n, reps) {
-    native().setThreads(setting.threads);
-    return Array.from(native().benchSgemm(n, reps));
-  }
-
-  train(setting, reps) {
-    native().setThreads(setting.threads);
+  /** ms per training step, `reps` steps */
+  train(reps) {
     this.trainer ??= new NrtTrainer(this.ref);
     const out = [];
     for (let r = 0; r < reps; r++) {
@@ -76,9 +63,9 @@ export class NrtBench {
     return out;
   }
 
-  sample(setting, reps) {
+  /** tokens/s of `reps` runs of generate(): `streams` prompts of `promptLen` tokens, `maxNew` new tokens each */
+  sample(reps) {
     const { ref } = this;
-    native().setThreads(setting.threads);
     this.sampler ??= Model.init(modelConfig(ref), 2);
     const B = ref.streams;
     const P = ref.promptLen;
@@ -97,14 +84,4 @@ export class NrtBench {
     }
     return out;
   }
-}
-
-/** Peak RSS (MB) of a separate node process (rss_nrt.js) training `steps` steps. */
-export function nrtTrainRss(setting, ref, steps) {
-  const script = fileURLToPath(new URL("./rss_nrt.js", import.meta.url));
-  const r = spawnSync(process.execPath, [script, JSON.stringify({ ref, steps, threads: setting.threads })], {
-    encoding: "utf8",
-  });
-  if (r.status !== 0) throw new Error(`rss_nrt.js failed: ${r.stderr}`);
-  return JSON.parse(r.stdout).maxrss_mb;
 }

@@ -5,7 +5,7 @@ would write them (nn.Module Llama, torch.optim.AdamW, a batched KV-cache sampler
 The model is Hugging Face Llama: RMSNorm, half-split rotate_half RoPE, causal attention, SwiGLU MLP, no biases,
 untied lm_head. Its parameter count equals nrt's for the same config (checked by run.js).
 
-Two modes:
+Two modes (after --threads T):
     peer_torch.py serve     one JSON command a line on stdin, one JSON answer a line on stdout, so that run.js can
                             interleave repetitions with nrt's in the same run:
         {"op": "info"}                                   -> {"threads", "blas_threads", "params", "torch"}
@@ -15,11 +15,12 @@ Two modes:
     peer_torch.py rss JSON  runs the training loop of JSON ({"config", "steps"}) and prints {"maxrss_mb"}.
 
 Threads: torch.set_num_threads(--threads); OpenBLAS (Debian's pthread build behind libblas.so.3) takes
-OPENBLAS_NUM_THREADS from the environment, which run.js sets per worker.
+OPENBLAS_NUM_THREADS from the environment, which run.js sets per worker (bench/_workers.js).
 """
 
 import json
 import math
+import os
 import resource
 import sys
 import time
@@ -178,11 +179,10 @@ def serve():
         cmd = json.loads(line)
         op = cmd["op"]
         if op == "info":
-            import os
-
             ans = {
                 "threads": torch.get_num_threads(),
                 "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS"),
+                "wait_policy": os.environ.get("OMP_WAIT_POLICY"),
                 "torch": torch.__version__,
             }
             if "config" in cmd:
@@ -227,7 +227,7 @@ if __name__ == "__main__":
     if "--threads" in sys.argv:
         threads = int(sys.argv[sys.argv.index("--threads") + 1])
     torch.set_num_threads(threads)
-    if sys.argv[1] == "serve":
+    if "serve" in sys.argv:
         serve()
-    elif sys.argv[1] == "rss":
-        rss(json.loads(sys.argv[2]))
+    elif "rss" in sys.argv:
+        rss(json.loads(sys.argv[sys.argv.index("rss") + 1]))

@@ -7,9 +7,7 @@
 //   {"name", "nrt", "peer", "unit", "ratio"} with ratio = nrt / peer.
 // Needs dist/ (npx tsc -p tsconfig.json), the addon (native/build) and /usr/bin/python3 with torch.
 import { cpus, loadavg } from "node:os";
-import { Model } from "../dist/model/model.js";
-import { modelConfig, NRT_SETTINGS, NrtBench, nrtLabel, nrtTrainRss } from "./_nrt.js";
-import { PEER_SETTINGS, peerTrainRss, TorchWorker } from "./_peer.js";
+import { SETTINGS, trainPeakRss, Worker } from "./_workers.js";
 
 /** The reference model of issue 5 and the workloads' sizes. */
 const REF = {
@@ -43,8 +41,11 @@ const median = (a) => {
   return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
 
-const nrt = new NrtBench(REF);
-const workers = PEER_SETTINGS.map((s) => new TorchWorker(s));
+const workers = {
+  nrt: SETTINGS.nrt.map((s) => new Worker("nrt", s)),
+  peer: SETTINGS.peer.map((s) => new Worker("peer", s)),
+};
+const values = async (w, cmd) => (await w.ask(cmd)).values;
 
 // name, unit, whether higher is better, the target on nrt/peer, and one chunk of repetitions on each side
 const BENCHES = [1024, 2048]
@@ -53,8 +54,7 @@ const BENCHES = [1024, 2048]
     unit: "GFLOP/s",
     higher: true,
     target: ">= 0.95",
-    nrt: (s) => nrt.sgemm(s, n, n > 1024 ? 2 : 5),
-    peer: async (w) => (await w.ask({ op: "sgemm", n, reps: n > 1024 ? 2 : 5 })).values,
+    run: (w) => values(w, { op: "sgemm", n, reps: n > 1024 ? 2 : 5 }),
   }))
   .concat([
     {
@@ -62,16 +62,14 @@ const BENCHES = [1024, 2048]
       unit: "ms",
       higher: false,
       target: "<= 1.0",
-      nrt: (s) => nrt.train(s, 3),
-      peer: async (w) => (await w.ask({ op: "train", reps: 3, config: REF })).values,
+      run: (w) => values(w, { op: "train", reps: 3, config: REF }),
     },
     {
       name: "sample_batched",
       unit: "tokens/s",
       higher: true,
       target: ">= 2",
-      nrt: (s) => nrt.sample(s, 1),
-      peer: async (w) => (await w.ask({ op: "sample", reps: 1, config: REF })).values,
+      run: (w) => values(w, { op: "sample", reps: 1, config: REF }),
     },
     {
       name: "train_peak_rss",
@@ -79,8 +77,7 @@ const BENCHES = [1024, 2048]
       higher: false,
       target: "<= 1.2",
       rounds: 1,
-      nrt: (s) => [nrtTrainRss(s, REF, RSS_STEPS)],
-      peer: async (w) => [peerTrainRss(w.setting, REF, RSS_STEPS)],
+      run: async (w) => [trainPeakRss(w.side, w.setting, REF, RSS_STEPS)],
     },
   ]);
 
@@ -90,10 +87,9 @@ const BENCHES = [1024, 2048]
 const PRUNE = 2;
 
 async function measure(b) {
-  const entries = (side, list, label, run) =>
-    list.map((x) => ({ side, label: label(x), run: () => run(x), values: [] }));
-  const mine = entries("nrt", NRT_SETTINGS, nrtLabel, b.nrt);
-  const theirs = entries("peer", workers, (w) => w.label, b.peer);
+  const entries = (list) => list.map((w) => ({ side: w.side, label: w.label, run: () => b.run(w), values: [] }));
+  const mine = entries(workers.nrt);
+  const theirs = entries(workers.peer);
   let order = [];
   for (let i = 0; i < Math.max(mine.length, theirs.length); i++) order.push(...[mine[i], theirs[i]].filter(Boolean));
   const all = [...order];
@@ -120,8 +116,8 @@ async function measure(b) {
 const fmt = (x) => (Math.abs(x) >= 100 ? x.toFixed(0) : Math.abs(x) >= 10 ? x.toFixed(1) : x.toFixed(2));
 
 async function main() {
-  const info = await workers[0].ask({ op: "info", config: REF });
-  const params = new Model(modelConfig(REF)).numParams;
+  const info = await workers.peer[0].ask({ op: "info", config: REF });
+  const { params } = await workers.nrt[0].ask({ op: "info", config: REF });
   if (params !== info.params) throw new Error(`parameter counts differ: nrt ${params}, PyTorch ${info.params}`);
   const load0 = loadavg()[0];
   log(`nrt bench: ${cpus()[0].model}, ${cpus().length} cores, node ${process.version}, torch ${info.torch}`);
@@ -160,5 +156,5 @@ main()
     process.exitCode = 1;
   })
   .finally(() => {
-    for (const w of workers) w.close();
+    for (const w of [...workers.nrt, ...workers.peer]) w.close();
   });

@@ -75,6 +75,8 @@ double model_backward(Activations& acts, const Config& c, const float* params, f
 struct KVCache {
   int B = 0, T = 0;       // streams, positions per stream
   std::vector<float> k, v;  // (L, B, T, KV)
+  // model_forward_cached's activations for n tokens, kept between calls so that a sampling step allocates nothing
+  std::vector<float> x, h, rstd, qkv, y, gu, a, rope_cos, rope_sin, xo, ho, ro;
 };
 void kvcache_init(KVCache& kv, const Config& c, int B, int T);
 // Runs n tokens (token, stream, position) through the model, writing their keys/values into the cache; each token

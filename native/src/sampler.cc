@@ -7,6 +7,7 @@
 #include <stdexcept>
 
 #include "kernels/kernels.h"
+#include "kernels/vecmath.h"
 #include "model.h"
 
 namespace nrt {
@@ -18,7 +19,13 @@ void kvcache_init(KVCache& kv, const Config& c, int B, int T) {
   kv.v.assign((size_t)c.L * B * T * c.KV(), 0.0f);
 }
 
+static void grow(std::vector<float>& v, size_t n) {
+  if (v.size() < n) v.resize(n);
+}
+
 // tokens(n) at (stream(n), pos(n)); cache (L, B, T, KV); logits (n_out, V) for rows out_rows(n_out)
+// Attention per (token, query head) over its stream's cached positions: with AVX2 and HS % 8 == 0, 8-wide dot
+// products, vecmath's exp and a register-accumulated weighted sum of V rows; otherwise plain loops.
 void model_forward_cached(float* logits, KVCache& kv, const Config& c, const float* P, const int32_t* tokens,
                           const int32_t* stream, const int32_t* pos, int n, const int32_t* out_rows, int n_out) {
   const int C = c.C, F = c.F, Q = c.Q(), KV = c.KV(), QKV = c.QKV(), HS = c.HS, group = c.NH / c.NKV;
@@ -26,21 +33,30 @@ void model_forward_cached(float* logits, KVCache& kv, const Config& c, const flo
   for (int i = 0; i < n; i++)
     if (pos[i] >= kv.T || stream[i] >= kv.B) throw std::runtime_error("position beyond the KV cache");
   const Offsets o = offsets(c);
-  std::vector<float> x((size_t)n * C), h((size_t)n * C), rstd(n), qkv((size_t)n * QKV), y((size_t)n * Q),
-      gu((size_t)n * 2 * F), a((size_t)n * F);
-  embedding_forward(x.data(), tokens, P + o.embed, n, C);
+  grow(kv.x, (size_t)n * C);
+  grow(kv.h, (size_t)n * C);
+  grow(kv.rstd, n);
+  grow(kv.qkv, (size_t)n * QKV);
+  grow(kv.y, (size_t)n * Q);
+  grow(kv.gu, (size_t)n * 2 * F);
+  grow(kv.a, (size_t)n * F);
+  grow(kv.rope_cos, (size_t)n * (HS / 2));
+  grow(kv.rope_sin, (size_t)n * (HS / 2));
+  float *x = kv.x.data(), *h = kv.h.data(), *rstd = kv.rstd.data(), *qkv = kv.qkv.data(), *y = kv.y.data(),
+        *gu = kv.gu.data(), *a = kv.a.data();
+  rope_angles(kv.rope_cos.data(), kv.rope_sin.data(), pos, n, HS, c.theta);
+  embedding_forward(x, tokens, P + o.embed, n, C);
   for (int l = 0; l < c.L; l++) {
     const LayerOffsets& lo = o.layers[l];
     float* K = kv.k.data() + (size_t)l * kv.B * kv.T * KV;
     float* Vc = kv.v.data() + (size_t)l * kv.B * kv.T * KV;
-    rmsnorm_forward(h.data(), rstd.data(), x.data(), P + lo.in_norm, n, C, c.eps);
-    matmul_forward(qkv.data(), h.data(), P + lo.wqkv, n, C, QKV, false);
-    rope_forward(qkv.data(), pos, n, QKV, 0, c.NH, HS, c.theta);
-    rope_forward(qkv.data(), pos, n, QKV, Q, c.NKV, HS, c.theta);
+    rmsnorm_forward(h, rstd, x, P + lo.in_norm, n, C, c.eps);
+    matmul_forward(qkv, h, P + lo.wqkv, n, C, QKV, false);
+    rope_forward_table(qkv, kv.rope_cos.data(), kv.rope_sin.data(), n, QKV, 0, c.NH + c.NKV, HS);
     for (int i = 0; i < n; i++) {
       size_t at = ((size_t)stream[i] * kv.T + pos[i]) * KV;
-      std::memcpy(K + at, qkv.data() + (size_t)i * QKV + Q, sizeof(float) * KV);
-      std::memcpy(Vc + at, qkv.data() + (size_t)i * QKV + Q + KV, sizeof(float) * KV);
+      std::memcpy(K + at, qkv + (size_t)i * QKV + Q, sizeof(float) * KV);
+      std::memcpy(Vc + at, qkv + (size_t)i * QKV + Q + KV, sizeof(float) * KV);
     }
 #pragma omp parallel
     {
@@ -49,10 +65,21 @@ void model_forward_cached(float* logits, KVCache& kv, const Config& c, const flo
       for (int i = 0; i < n; i++)
         for (int hh = 0; hh < c.NH; hh++) {
           const int kvh = hh / group, pi = pos[i];
-          const int lo_j = c.window > 0 && pi - c.window + 1 > 0 ? pi - c.window + 1 : 0;
-          const float* q = qkv.data() + (size_t)i * QKV + hh * HS;
+          const int lo_j = c.window > 0 && pi - c.window + 1 > 0 ? pi - c.window + 1 : 0, m = pi + 1 - lo_j;
+          const float* q = qkv + (size_t)i * QKV + hh * HS;
           const float* Ks = K + (size_t)stream[i] * kv.T * KV + kvh * HS;
           const float* Vs = Vc + (size_t)stream[i] * kv.T * KV + kvh * HS;
+          float* yo = y + (size_t)i * Q + hh * HS;
+#ifdef NRT_AVX2
+          if (HS % 8 == 0) {
+            for (int j = lo_j; j <= pi; j++) p[j] = dot8(q, Ks + (size_t)j * KV, HS) * scale;
+            const float mx = max_of(p.data() + lo_j, m);
+            const float inv = 1.0f / exp_shift_sum(p.data() + lo_j, p.data() + lo_j, mx, m);
+            for (int j = lo_j; j <= pi; j++) p[j] *= inv;
+            wsum_rows(yo, p.data(), Vs, KV, lo_j, pi, HS, false);
+            continue;
+          }
+#endif
           float mx = -INFINITY;
           for (int j = lo_j; j <= pi; j++) {
             float d = 0.0f;
@@ -65,7 +92,6 @@ void model_forward_cached(float* logits, KVCache& kv, const Config& c, const flo
             p[j] = std::exp(p[j] - mx);
             sum += p[j];
           }
-          float* yo = y.data() + (size_t)i * Q + hh * HS;
           for (int e = 0; e < HS; e++) yo[e] = 0.0f;
           for (int j = lo_j; j <= pi; j++) {
             const float w = p[j] / sum;
@@ -73,16 +99,19 @@ void model_forward_cached(float* logits, KVCache& kv, const Config& c, const flo
           }
         }
     }
-    matmul_forward(x.data(), y.data(), P + lo.wo, n, Q, C, true);
-    rmsnorm_forward(h.data(), rstd.data(), x.data(), P + lo.post_norm, n, C, c.eps);
-    matmul_forward(gu.data(), h.data(), P + lo.wgu, n, C, 2 * F, false);
-    swiglu_forward(a.data(), gu.data(), n, F);
-    matmul_forward(x.data(), a.data(), P + lo.wdown, n, F, C, true);
+    matmul_forward(x, y, P + lo.wo, n, Q, C, true);
+    rmsnorm_forward(h, rstd, x, P + lo.post_norm, n, C, c.eps);
+    matmul_forward(gu, h, P + lo.wgu, n, C, 2 * F, false);
+    swiglu_forward(a, gu, n, F);
+    matmul_forward(x, a, P + lo.wdown, n, F, C, true);
   }
-  std::vector<float> xo((size_t)n_out * C), ho((size_t)n_out * C), ro(n_out);
-  for (int r = 0; r < n_out; r++) std::memcpy(xo.data() + (size_t)r * C, x.data() + (size_t)out_rows[r] * C, sizeof(float) * C);
-  rmsnorm_forward(ho.data(), ro.data(), xo.data(), P + o.final_norm, n_out, C, c.eps);
-  matmul_forward(logits, ho.data(), P + o.lm_head, n_out, C, c.V, false);
+  // the final norm and lm_head only for the rows asked for
+  grow(kv.xo, (size_t)n_out * C);
+  grow(kv.ho, (size_t)n_out * C);
+  grow(kv.ro, n_out);
+  for (int r = 0; r < n_out; r++) std::memcpy(kv.xo.data() + (size_t)r * C, x + (size_t)out_rows[r] * C, sizeof(float) * C);
+  rmsnorm_forward(kv.ho.data(), kv.ro.data(), kv.xo.data(), P + o.final_norm, n_out, C, c.eps);
+  matmul_forward(logits, kv.ho.data(), P + o.lm_head, n_out, C, c.V, false);
 }
 
 // splitmix64: one independent stream of uniform numbers per sequence, so a stream's tokens do not depend on

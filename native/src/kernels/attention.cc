@@ -138,29 +138,6 @@ static void dot_cols(float* out, const float* a, const float* bt, int Tp, int j0
   }
 }
 
-// y[e] (=, or += when acc) sum_{j in [j0, j1]} w[j] * x[j * ld + e], for e in [e0, e0 + 8 NE)
-template <int NE>
-static inline void wsum_rows_block(float* y, const float* w, const float* x, long ld, int j0, int j1, int e0,
-                                   bool acc) {
-  __m256 a[NE];
-  for (int c = 0; c < NE; c++) a[c] = acc ? _mm256_loadu_ps(y + e0 + 8 * c) : _mm256_setzero_ps();
-  for (int j = j0; j <= j1; j++) {
-    const __m256 wj = _mm256_broadcast_ss(w + j);
-    const float* r = x + j * ld + e0;
-    for (int c = 0; c < NE; c++) a[c] = _mm256_fmadd_ps(wj, _mm256_loadu_ps(r + 8 * c), a[c]);
-  }
-  for (int c = 0; c < NE; c++) _mm256_storeu_ps(y + e0 + 8 * c, a[c]);
-}
-static void wsum_rows(float* y, const float* w, const float* x, long ld, int j0, int j1, int HS, bool acc) {
-  int e = 0;
-  for (; e + 32 <= HS; e += 32) wsum_rows_block<4>(y, w, x, ld, j0, j1, e, acc);
-  switch ((HS - e) / 8) {
-    case 3: wsum_rows_block<3>(y, w, x, ld, j0, j1, e, acc); break;
-    case 2: wsum_rows_block<2>(y, w, x, ld, j0, j1, e, acc); break;
-    case 1: wsum_rows_block<1>(y, w, x, ld, j0, j1, e, acc); break;
-  }
-}
-
 // x[j * HS + e] += w[j] * v[e] for j in [j0, j1], e < HS (HS % 8 == 0)
 static void outer_add(float* x, const float* w, const float* v, int j0, int j1, int HS) {
   for (int j = j0; j <= j1; j++) {

@@ -1,0 +1,82 @@
+// Benchmark workers: one long-lived process per (side, thread setting), each answering one JSON command a line
+// (bench/nrt_worker.js for nrt, bench/peer_torch.py for PyTorch; the same ops: info, sgemm, train, sample), so
+// that run.js can interleave their repetitions. Environment variables are per process, hence one process each.
+import { spawn, spawnSync } from "node:child_process";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+
+export const PYTHON = "/usr/bin/python3";
+const here = (f) => fileURLToPath(new URL(f, import.meta.url));
+
+// OMP_WAIT_POLICY=passive makes OpenMP threads sleep at once at a barrier instead of spinning (libgomp spins up
+// to 300,000 times by default). On a machine where another process holds a core, spinning starves the thread that
+// shares that core and makes 2-thread runs several times slower; on an idle machine spinning is slightly faster.
+// Both sides are tried both ways where it matters (PyTorch uses libgomp for its intra-op threads).
+/** Thread settings tried for each side; each side is reported at its fastest (SPEC §8). */
+export const SETTINGS = {
+  nrt: [{ threads: 1 }, { threads: 2 }, { threads: 2, passive: true }],
+  peer: [
+    { threads: 1, blas: 2 },
+    { threads: 2, blas: 2 },
+    { threads: 2, blas: 2, passive: true },
+    { threads: 1, blas: 1 },
+  ],
+};
+
+export function label(side, s) {
+  const wait = s.passive ? ", OMP_WAIT_POLICY=passive" : "";
+  if (side === "nrt") return `nrt setThreads(${s.threads})${wait}`;
+  return `torch.set_num_threads(${s.threads}), OPENBLAS_NUM_THREADS=${s.blas}${wait}`;
+}
+
+function command(side, s) {
+  const env = { ...process.env, OMP_NUM_THREADS: String(s.threads) };
+  if (s.passive) env.OMP_WAIT_POLICY = "passive";
+  else delete env.OMP_WAIT_POLICY;
+  if (side === "nrt")
+    return { cmd: process.execPath, args: [here("./nrt_worker.js"), "--threads", `${s.threads}`], env };
+  env.OPENBLAS_NUM_THREADS = String(s.blas);
+  return { cmd: PYTHON, args: [here("./peer_torch.py"), "--threads", `${s.threads}`], env };
+}
+
+/** One worker process; ask() sends a command and resolves with its one-line JSON answer. */
+export class Worker {
+  constructor(side, setting) {
+    this.side = side;
+    this.setting = setting;
+    this.label = label(side, setting);
+    this.waiting = [];
+    const { cmd, args, env } = command(side, setting);
+    this.proc = spawn(cmd, [...args, "serve"], { env, stdio: ["pipe", "pipe", "inherit"] });
+    createInterface({ input: this.proc.stdout }).on("line", (line) => {
+      const w = this.waiting.shift();
+      const ans = JSON.parse(line);
+      if (ans.error) w?.reject(new Error(`${this.label}: ${ans.error}`));
+      else w?.resolve(ans);
+    });
+    const fail = (e) => {
+      for (const w of this.waiting.splice(0)) w.reject(e);
+    };
+    this.proc.on("exit", (code) => fail(new Error(`${this.label}: worker exited with code ${code}`)));
+    this.proc.on("error", fail);
+  }
+
+  ask(cmd) {
+    return new Promise((resolve, reject) => {
+      this.waiting.push({ resolve, reject });
+      this.proc.stdin.write(`${JSON.stringify(cmd)}\n`);
+    });
+  }
+
+  close() {
+    this.proc.stdin.end();
+  }
+}
+
+/** Peak RSS (MB, getrusage ru_maxrss) of a fresh process of `side` training `steps` steps of `config`. */
+export function trainPeakRss(side, setting, config, steps) {
+  const { cmd, args, env } = command(side, setting);
+  const r = spawnSync(cmd, [...args, "rss", JSON.stringify({ config, steps })], { env, encoding: "utf8" });
+  if (r.status !== 0) throw new Error(`${label(side, setting)}: rss run failed: ${r.stderr}`);
+  return JSON.parse(r.stdout).maxrss_mb;
+}
