@@ -1,9 +1,16 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { type ChatTemplate, readChatTemplate, type SpecialTokenStrings } from "../chat/template.js";
+import {
+  CHAT_TEMPLATE_FILE,
+  type ChatTemplate,
+  readChatTemplate,
+  type SpecialTokenStrings,
+  TOKENIZER_CONFIG_FILE,
+} from "../chat/template.js";
 import { NrtError } from "../errors.js";
 import { Model } from "../model/model.js";
 import { Tokenizer } from "../tokenizer/tokenizer.js";
+import { ANSWER_START } from "../tokenizer/tokenizer-json.js";
 import { loadModelDir, resolveModelDir } from "./model-dir.js";
 
 export const TOKENIZER_FILE = "tokenizer.json";
@@ -17,7 +24,12 @@ export interface LoadedModel {
   tokenizerJson: string;
   /** the model's chat template (tokenizer_config.json / chat_template.jinja), or null: prompts are ⟨bos⟩ ⊕ text */
   chatTemplate: ChatTemplate | null;
+  /** the directory's other tokenizer files ({@link TOKENIZER_EXTRA_FILES}) by name, raw, to copy likewise */
+  tokenizerFiles?: Record<string, string>;
 }
+
+/** Tokenizer files besides tokenizer.json that a model directory may hold and nrt carries over as they are. */
+export const TOKENIZER_EXTRA_FILES = [TOKENIZER_CONFIG_FILE, CHAT_TEMPLATE_FILE, "special_tokens_map.json"] as const;
 
 /**
  * Loads `path` (model directory, or run directory → final/ or latest checkpoint) with its tokenizer.json and, where
@@ -36,7 +48,10 @@ export function loadModel(path: string): LoadedModel {
       tp,
     );
   const chatTemplate = readChatTemplate(dir, specialStrings(tokenizer));
-  return { dir, model, tokenizer, tokenizerJson, chatTemplate };
+  const tokenizerFiles: Record<string, string> = {};
+  for (const f of TOKENIZER_EXTRA_FILES)
+    if (existsSync(join(dir, f))) tokenizerFiles[f] = readFileSync(join(dir, f), "utf8");
+  return { dir, model, tokenizer, tokenizerJson, chatTemplate, tokenizerFiles };
 }
 
 /**
@@ -109,5 +124,32 @@ export function withAnswerStart(loaded: LoadedModel): { loaded: LoadedModel; add
   }
   const tokenizerJson = JSON.stringify(json);
   const newTok = Tokenizer.fromJson(tokenizerJson, where, { bosId: tokenizer.bosId, eosId: tokenizer.eosId });
-  return { loaded: { ...loaded, model: grown, tokenizer: newTok, tokenizerJson }, added: true };
+  const tokenizerFiles = { ...loaded.tokenizerFiles };
+  const tc = tokenizerFiles[TOKENIZER_CONFIG_FILE];
+  if (tc !== undefined) tokenizerFiles[TOKENIZER_CONFIG_FILE] = withAddedTokenDecoder(tc, id);
+  return { loaded: { ...loaded, model: grown, tokenizer: newTok, tokenizerJson, tokenizerFiles }, added: true };
+}
+
+/**
+ * tokenizer_config.json text with ⟨answer_start⟩ in its `added_tokens_decoder` (where it has one, as transformers
+ * writes it), so that transformers sees the same special token as tokenizer.json; anything else is left as is.
+ */
+function withAddedTokenDecoder(text: string, id: number): string {
+  let cfg: unknown;
+  try {
+    cfg = JSON.parse(text);
+  } catch {
+    return text; // readChatTemplate has already refused it if it mattered
+  }
+  const dec = (cfg as { added_tokens_decoder?: unknown } | null)?.added_tokens_decoder;
+  if (typeof dec !== "object" || dec === null || Array.isArray(dec)) return text;
+  (dec as Record<string, unknown>)[String(id)] = {
+    content: ANSWER_START,
+    lstrip: false,
+    normalized: false,
+    rstrip: false,
+    single_word: false,
+    special: true,
+  };
+  return `${JSON.stringify(cfg, null, 2)}\n`;
 }

@@ -115,6 +115,17 @@ describe("withAnswerStart", () => {
     }
   });
 
+  it("tokenizer_config.json's added_tokens_decoder gets the new token too", () => {
+    const tc = { added_tokens_decoder: { "2": { content: "</s>", special: true } }, chat_template: "x" };
+    const l = { ...loaded(false), tokenizerFiles: { "tokenizer_config.json": JSON.stringify(tc) } };
+    const V = l.tokenizer.vocabSize;
+    const after = withAnswerStart(l).loaded;
+    const out = JSON.parse(after.tokenizerFiles?.["tokenizer_config.json"] ?? "{}");
+    expect(out.chat_template).toBe("x");
+    expect(out.added_tokens_decoder["2"]).toEqual(tc.added_tokens_decoder["2"]);
+    expect(out.added_tokens_decoder[String(V)]).toMatchObject({ content: "<answer_start>", special: true });
+  });
+
   it("a tokenizer that has it: only the config's missing answer_start_token_id is filled in", () => {
     const l = withAnswerStart(loaded(true)).loaded;
     const id = l.tokenizer.answerStartId!;
