@@ -170,8 +170,7 @@ double model_backward(Activations& A, const Config& c, const float* P, float* G,
     // dres holds dL/dx_{l+1} = dL/dxm through the residual; add the MLP path.
     std::fill(da.begin(), da.end(), 0.0f);
     matmul_backward(da.data(), G + lo.wdown, dres.data(), a, P + lo.wdown, N, F, C);
-    std::fill(dgu.begin(), dgu.end(), 0.0f);
-    swiglu_backward(dgu.data(), da.data(), gu, N, F);
+    swiglu_backward_set(dgu.data(), da.data(), gu, N, F);
     std::fill(dh.begin(), dh.end(), 0.0f);
     matmul_backward(dh.data(), G + lo.wgu, dgu.data(), h2, P + lo.wgu, N, C, 2 * F);
     rmsnorm_backward(dres.data(), G + lo.post_norm, dh.data(), xm, P + lo.post_norm, A.rstd2.data() + (size_t)l * N, N,
@@ -179,8 +178,7 @@ double model_backward(Activations& A, const Config& c, const float* P, float* G,
     // dres now holds dL/dxm; add the attention path to get dL/dx_l.
     std::fill(dy.begin(), dy.end(), 0.0f);
     matmul_backward(dy.data(), G + lo.wo, dres.data(), y, P + lo.wo, N, Q, C);
-    std::fill(dqkv.begin(), dqkv.end(), 0.0f);
-    attention_backward(dqkv.data(), dy.data(), A.att.data() + (size_t)l * AT, qkv, A.seq_start.data(),
+    attention_backward_set(dqkv.data(), dy.data(), A.att.data() + (size_t)l * AT, qkv, A.seq_start.data(),
                        A.att_off.data(), A.S, c.NH, c.NKV, c.HS, c.window);
     rope_backward_table(dqkv.data(), A.rope_cos.data(), A.rope_sin.data(), N, QKV, 0, c.NH + c.NKV, c.HS);
     std::fill(dh.begin(), dh.end(), 0.0f);

@@ -180,9 +180,10 @@ static void attention_forward_avx2(float* out, float* att, const float* qkv, con
   }
 }
 
+// acc = false: dqkv is written (=), not accumulated.
 static void attention_backward_avx2(float* dqkv, const float* dout, const float* att, const float* qkv,
                                     const int32_t* seq_start, const int64_t* att_off, int S, int NH, int NKV,
-                                    int HS, int window) {
+                                    int HS, int window, bool acc) {
   const int Q = NH * HS, KV = NKV * HS, QKV = Q + 2 * KV, group = NH / NKV;
   const float scale = 1.0f / std::sqrt((float)HS);
 #pragma omp parallel
@@ -212,12 +213,16 @@ static void attention_backward_avx2(float* dqkv, const float* dout, const float*
             for (int j = lo; j <= i; j++) pp[j] = p[j] * (dp[j] - dot) * scale;
             outer_add(dV.data(), p, dy, lo, i, HS);
             outer_add(dK.data(), pp.data(), q, lo, i, HS);
-            wsum_rows(dqkv + (long)(o + i) * QKV + h * HS, pp.data(), kbase, QKV, lo, i, HS, true);
+            wsum_rows(dqkv + (long)(o + i) * QKV + h * HS, pp.data(), kbase, QKV, lo, i, HS, acc);
           }
         for (int j = 0; j < T; j++) {
           float* dk = dqkv + (long)(o + j) * QKV + Q + kv * HS;
           float* dv = dk + KV;
-          for (int e = 0; e < HS; e++) dk[e] += dK[(size_t)j * HS + e], dv[e] += dV[(size_t)j * HS + e];
+          const float *sk = dK.data() + (size_t)j * HS, *sv = dV.data() + (size_t)j * HS;
+          if (acc)
+            for (int e = 0; e < HS; e++) dk[e] += sk[e], dv[e] += sv[e];
+          else
+            for (int e = 0; e < HS; e++) dk[e] = sk[e], dv[e] = sv[e];
         }
       }
   }
@@ -236,8 +241,20 @@ void attention_backward(float* dqkv, const float* dout, const float* att, const 
                         const int64_t* att_off, int S, int NH, int NKV, int HS, int window) {
 #ifdef NRT_AVX2
   if (HS % 8 == 0)
-    return attention_backward_avx2(dqkv, dout, att, qkv, seq_start, att_off, S, NH, NKV, HS, window);
+    return attention_backward_avx2(dqkv, dout, att, qkv, seq_start, att_off, S, NH, NKV, HS, window, true);
 #endif
+  attention_backward_naive(dqkv, dout, att, qkv, seq_start, att_off, S, NH, NKV, HS, window);
+}
+
+void attention_backward_set(float* dqkv, const float* dout, const float* att, const float* qkv,
+                            const int32_t* seq_start, const int64_t* att_off, int S, int NH, int NKV, int HS,
+                            int window) {
+#ifdef NRT_AVX2
+  if (HS % 8 == 0)
+    return attention_backward_avx2(dqkv, dout, att, qkv, seq_start, att_off, S, NH, NKV, HS, window, false);
+#endif
+  const int N = seq_start[S];
+  std::fill(dqkv, dqkv + (long)N * (NH + 2 * NKV) * HS, 0.0f);
   attention_backward_naive(dqkv, dout, att, qkv, seq_start, att_off, S, NH, NKV, HS, window);
 }
 

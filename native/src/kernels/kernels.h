@@ -45,6 +45,10 @@ void attention_forward(float* out, float* att, const float* qkv, const int32_t* 
                        int S, int NH, int NKV, int HS, int window);
 void attention_backward(float* dqkv, const float* dout, const float* att, const float* qkv, const int32_t* seq_start,
                         const int64_t* att_off, int S, int NH, int NKV, int HS, int window);
+// The same, but writing dqkv (=) instead of accumulating: saves zeroing it first.
+void attention_backward_set(float* dqkv, const float* dout, const float* att, const float* qkv,
+                            const int32_t* seq_start, const int64_t* att_off, int S, int NH, int NKV, int HS,
+                            int window);
 // The direct (i, j, e) loops: the oracle for the vectorised path above, and the path when HS % 8 != 0.
 void attention_forward_naive(float* out, float* att, const float* qkv, const int32_t* seq_start,
                              const int64_t* att_off, int S, int NH, int NKV, int HS, int window);
@@ -55,6 +59,8 @@ void attention_backward_naive(float* dqkv, const float* dout, const float* att, 
 // ---- swiglu.cc: out(N,F) = silu(gu[:, :F]) * gu[:, F:], gu(N,2F)
 void swiglu_forward(float* out, const float* gu, int N, int F);
 void swiglu_backward(float* dgu, const float* dout, const float* gu, int N, int F);
+// The same, but writing dgu (=) instead of accumulating: saves zeroing it first.
+void swiglu_backward_set(float* dgu, const float* dout, const float* gu, int N, int F);
 
 // ---- embedding.cc: out(N,C) = table[tokens]
 void embedding_forward(float* out, const int32_t* tokens, const float* table, int N, int C);

@@ -1,5 +1,5 @@
 // SwiGLU gate: out(N,F) = silu(gu[:, :F]) * gu[:, F:], gu(N,2F) rows are [g(F) | u(F)] (one fused gate/up matmul).
-// Backward ACCUMULATES into dgu(N,2F).
+// Backward ACCUMULATES into dgu(N,2F); swiglu_backward_set overwrites it (no zeroing needed before).
 // sig(g) = 1 / (1 + exp(-g)) uses the vectorised exp of vecmath.h (the same value in vector body and tail).
 #include <cmath>
 
@@ -31,7 +31,9 @@ void swiglu_forward(float* out, const float* gu, int N, int F) {
 
 // in the forward pass this was: out = g * sig(g) * u
 // so now we have: du += dout * g * sig(g) ; dg += dout * u * sig(g) * (1 + g * (1 - sig(g)))
-void swiglu_backward(float* dgu, const float* dout, const float* gu, int N, int F) {
+// ACC = false writes (=) instead, for swiglu_backward_set.
+template <bool ACC>
+static void swiglu_backward_impl(float* dgu, const float* dout, const float* gu, int N, int F) {
 #pragma omp parallel for schedule(static)
   for (int n = 0; n < N; n++) {
     const float* __restrict g = gu + (long)n * 2 * F;
@@ -46,17 +48,28 @@ void swiglu_backward(float* dgu, const float* dout, const float* gu, int N, int 
       __m256 gv = _mm256_loadu_ps(g + i), uv = _mm256_loadu_ps(u + i), d = _mm256_loadu_ps(dy + i);
       __m256 sg = _mm256_div_ps(one, _mm256_add_ps(one, exp8(_mm256_sub_ps(zero, gv))));
       __m256 dsg = _mm256_mul_ps(d, sg);
-      _mm256_storeu_ps(du + i, _mm256_add_ps(_mm256_loadu_ps(du + i), _mm256_mul_ps(dsg, gv)));
       __m256 t = _mm256_add_ps(one, _mm256_mul_ps(gv, _mm256_sub_ps(one, sg)));
-      _mm256_storeu_ps(dg + i, _mm256_add_ps(_mm256_loadu_ps(dg + i), _mm256_mul_ps(_mm256_mul_ps(dsg, uv), t)));
+      __m256 du8 = _mm256_mul_ps(dsg, gv), dg8 = _mm256_mul_ps(_mm256_mul_ps(dsg, uv), t);
+      if (ACC) du8 = _mm256_add_ps(_mm256_loadu_ps(du + i), du8), dg8 = _mm256_add_ps(_mm256_loadu_ps(dg + i), dg8);
+      _mm256_storeu_ps(du + i, du8);
+      _mm256_storeu_ps(dg + i, dg8);
     }
 #endif
     for (; i < F; i++) {
       const float sg = sigmoid(g[i]), dsg = dy[i] * sg;
-      du[i] += dsg * g[i];
-      dg[i] += dsg * u[i] * (1.0f + g[i] * (1.0f - sg));
+      const float du1 = dsg * g[i], dg1 = dsg * u[i] * (1.0f + g[i] * (1.0f - sg));
+      du[i] = ACC ? du[i] + du1 : du1;
+      dg[i] = ACC ? dg[i] + dg1 : dg1;
     }
   }
+}
+
+void swiglu_backward(float* dgu, const float* dout, const float* gu, int N, int F) {
+  swiglu_backward_impl<true>(dgu, dout, gu, N, F);
+}
+
+void swiglu_backward_set(float* dgu, const float* dout, const float* gu, int N, int F) {
+  swiglu_backward_impl<false>(dgu, dout, gu, N, F);
 }
 
 }  // namespace nrt
