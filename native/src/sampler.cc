@@ -76,7 +76,7 @@ void model_forward_cached(float* logits, KVCache& kv, const Config& c, const flo
             const float mx = max_of(p.data() + lo_j, m);
             const float inv = 1.0f / exp_shift_sum(p.data() + lo_j, p.data() + lo_j, mx, m);
             for (int j = lo_j; j <= pi; j++) p[j] *= inv;
-            wsum_rows(yo, p.data(), Vs, KV, lo_j, pi, HS, false);
+            wsum_rows(yo, p.data(), 1, Vs, KV, lo_j, pi, HS, false);
             continue;
           }
 #endif

@@ -138,16 +138,6 @@ static void dot_cols(float* out, const float* a, const float* bt, int Tp, int j0
   }
 }
 
-// x[j * HS + e] += w[j] * v[e] for j in [j0, j1], e < HS (HS % 8 == 0)
-static void outer_add(float* x, const float* w, const float* v, int j0, int j1, int HS) {
-  for (int j = j0; j <= j1; j++) {
-    const __m256 wj = _mm256_broadcast_ss(w + j);
-    float* r = x + (long)j * HS;
-    for (int e = 0; e < HS; e += 8)
-      _mm256_storeu_ps(r + e, _mm256_fmadd_ps(wj, _mm256_loadu_ps(v + e), _mm256_loadu_ps(r + e)));
-  }
-}
-
 static void attention_forward_avx2(float* out, float* att, const float* qkv, const int32_t* seq_start,
                                    const int64_t* att_off, int S, int NH, int NKV, int HS, int window) {
   const int Q = NH * HS, KV = NKV * HS, QKV = Q + 2 * KV, group = NH / NKV;
@@ -174,13 +164,16 @@ static void attention_forward_avx2(float* out, float* att, const float* qkv, con
           for (int j = 0; j < lo; j++) p[j] = 0.0f;
           for (int j = lo; j <= i; j++) p[j] = sc[j] * inv;
           for (int j = i + 1; j < T; j++) p[j] = 0.0f;
-          wsum_rows(out + (long)(o + i) * Q + h * HS, p, vbase, QKV, lo, i, HS, false);
+          wsum_rows(out + (long)(o + i) * Q + h * HS, p, 1, vbase, QKV, lo, i, HS, false);
         }
       }
   }
 }
 
-// acc = false: dqkv is written (=), not accumulated.
+// Per (sequence, kv head) and each query head h of its group, with dS (T, T) = scale P o (dP - rowsum(P o dP)):
+//   row by row i:    dp_i = dy_i V^T (8-wide over j against V transposed); dS_i; dq_i = dS_i K
+//   column by column j: dv_j += sum_i P_ij dy_i ; dk_j += sum_i dS_ij q_i   (i from j to j + W - 1)
+// so every output row is summed in registers and stored once. acc = false: dqkv is written (=), not accumulated.
 static void attention_backward_avx2(float* dqkv, const float* dout, const float* att, const float* qkv,
                                     const int32_t* seq_start, const int64_t* att_off, int S, int NH, int NKV,
                                     int HS, int window, bool acc) {
@@ -188,41 +181,37 @@ static void attention_backward_avx2(float* dqkv, const float* dout, const float*
   const float scale = 1.0f / std::sqrt((float)HS);
 #pragma omp parallel
   {
-    std::vector<float> vt, dp, pp, dK, dV;
+    std::vector<float> vt, dp, dS;
 #pragma omp for schedule(dynamic, 1) collapse(2)
     for (int s = 0; s < S; s++)
       for (int kv = 0; kv < NKV; kv++) {
         const int o = seq_start[s], T = seq_start[s + 1] - o, Tp = (T + 7) & ~7;
         vt.resize((size_t)HS * Tp);
         dp.resize(Tp);
-        pp.resize(Tp);
-        dK.assign((size_t)T * HS, 0.0f);
-        dV.assign((size_t)T * HS, 0.0f);
+        dS.resize((size_t)T * T);
         const float* kbase = qkv + (long)o * QKV + Q + kv * HS;
+        float* dkbase = dqkv + (long)o * QKV + Q + kv * HS;
         transpose_pad(vt.data(), kbase + KV, QKV, T, Tp, HS);
-        for (int h = kv * group; h < (kv + 1) * group; h++)
+        for (int h = kv * group; h < (kv + 1) * group; h++) {
+          const float* P = att + att_off[s] + (long)h * T * T;
+          const float* dybase = dout + (long)o * Q + h * HS;
           for (int i = 0; i < T; i++) {
-            const float* p = att + att_off[s] + ((long)h * T + i) * T;
-            const float* dy = dout + (long)(o + i) * Q + h * HS;
-            const float* q = qkv + (long)(o + i) * QKV + h * HS;
+            const float* p = P + (long)i * T;
+            float* ds = dS.data() + (long)i * T;
             const int lo = window_lo(i, window);
-            dot_cols(dp.data(), dy, vt.data(), Tp, lo & ~7, (i + 8) & ~7, HS);
+            dot_cols(dp.data(), dybase + (long)i * Q, vt.data(), Tp, lo & ~7, (i + 8) & ~7, HS);
             float dot = 0.0f;
             for (int j = lo; j <= i; j++) dot += p[j] * dp[j];
-            // pp holds ds_ij = scale p_ij (dp_ij - dot)
-            for (int j = lo; j <= i; j++) pp[j] = p[j] * (dp[j] - dot) * scale;
-            outer_add(dV.data(), p, dy, lo, i, HS);
-            outer_add(dK.data(), pp.data(), q, lo, i, HS);
-            wsum_rows(dqkv + (long)(o + i) * QKV + h * HS, pp.data(), kbase, QKV, lo, i, HS, acc);
+            for (int j = lo; j <= i; j++) ds[j] = p[j] * (dp[j] - dot) * scale;
+            wsum_rows(dqkv + (long)(o + i) * QKV + h * HS, ds, 1, kbase, QKV, lo, i, HS, acc);
           }
-        for (int j = 0; j < T; j++) {
-          float* dk = dqkv + (long)(o + j) * QKV + Q + kv * HS;
-          float* dv = dk + KV;
-          const float *sk = dK.data() + (size_t)j * HS, *sv = dV.data() + (size_t)j * HS;
-          if (acc)
-            for (int e = 0; e < HS; e++) dk[e] += sk[e], dv[e] += sv[e];
-          else
-            for (int e = 0; e < HS; e++) dk[e] = sk[e], dv[e] = sv[e];
+          // the first head of the group starts dk, dv (or adds to them when acc); the others add
+          const bool add = acc || h > kv * group;
+          for (int j = 0; j < T; j++) {
+            const int hi = window > 0 && j + window - 1 < T - 1 ? j + window - 1 : T - 1;
+            wsum_rows(dkbase + (long)j * QKV + KV, P + j, T, dybase, Q, j, hi, HS, add);
+            wsum_rows(dkbase + (long)j * QKV, dS.data() + j, T, qkv + (long)o * QKV + h * HS, QKV, j, hi, HS, add);
+          }
         }
       }
   }

@@ -58,30 +58,30 @@ inline float hmax8(__m256 v) {
   return _mm_cvtss_f32(s);
 }
 
-// y[e] (=, or += when acc) sum_{j in [j0, j1]} w[j] * x[j * ld + e], for e in [e0, e0 + 8 NE): a weighted sum of
-// rows, accumulated in registers (attention's p @ V and dS @ K)
+// y[e] (=, or += when acc) sum_{j in [j0, j1]} w[j * ldw] * x[j * ld + e], for e in [e0, e0 + 8 NE): a weighted
+// sum of rows, accumulated in registers (attention's P @ V and dS @ K; with ldw > 1, P^T @ dY and dS^T @ Q)
 template <int NE>
-inline void wsum_rows_block(float* y, const float* w, const float* x, long ld, int j0, int j1, int e0,
-                                   bool acc) {
+inline void wsum_rows_block(float* y, const float* w, long ldw, const float* x, long ld, int j0, int j1, int e0,
+                            bool acc) {
   __m256 a[NE];
   for (int c = 0; c < NE; c++) a[c] = acc ? _mm256_loadu_ps(y + e0 + 8 * c) : _mm256_setzero_ps();
   for (int j = j0; j <= j1; j++) {
-    const __m256 wj = _mm256_broadcast_ss(w + j);
+    const __m256 wj = _mm256_broadcast_ss(w + j * ldw);
     const float* r = x + j * ld + e0;
     for (int c = 0; c < NE; c++) a[c] = _mm256_fmadd_ps(wj, _mm256_loadu_ps(r + 8 * c), a[c]);
   }
   for (int c = 0; c < NE; c++) _mm256_storeu_ps(y + e0 + 8 * c, a[c]);
 }
-inline void wsum_rows(float* y, const float* w, const float* x, long ld, int j0, int j1, int HS, bool acc) {
+// the same for all e < HS, HS % 8 == 0
+inline void wsum_rows(float* y, const float* w, long ldw, const float* x, long ld, int j0, int j1, int HS, bool acc) {
   int e = 0;
-  for (; e + 32 <= HS; e += 32) wsum_rows_block<4>(y, w, x, ld, j0, j1, e, acc);
+  for (; e + 32 <= HS; e += 32) wsum_rows_block<4>(y, w, ldw, x, ld, j0, j1, e, acc);
   switch ((HS - e) / 8) {
-    case 3: wsum_rows_block<3>(y, w, x, ld, j0, j1, e, acc); break;
-    case 2: wsum_rows_block<2>(y, w, x, ld, j0, j1, e, acc); break;
-    case 1: wsum_rows_block<1>(y, w, x, ld, j0, j1, e, acc); break;
+    case 3: wsum_rows_block<3>(y, w, ldw, x, ld, j0, j1, e, acc); break;
+    case 2: wsum_rows_block<2>(y, w, ldw, x, ld, j0, j1, e, acc); break;
+    case 1: wsum_rows_block<1>(y, w, ldw, x, ld, j0, j1, e, acc); break;
   }
 }
-
 
 // sum_e a[e] * b[e], HS % 8 == 0 (lanes added in a fixed order)
 inline float dot8(const float* a, const float* b, int HS) {
