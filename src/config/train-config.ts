@@ -11,6 +11,7 @@ export const AGGREGATIONS = ["logp", "prob", "gm", "am", "ws_inv", "ws_nlog"] as
 export const BASELINES = ["none", "clip"] as const;
 export const ADVANTAGES = ["group_std", "rloo", "loo_mean"] as const;
 export const TOKEN_WEIGHTS = ["fixed", "derived", "reward", "none"] as const;
+export const ENGINES = ["native", "tinker"] as const;
 
 /** Every setting of `nrt train`: the config file (snake_case), the CLI flags (kebab-case) and `--help` come from here. */
 export const trainFields = {
@@ -48,6 +49,21 @@ export const trainFields = {
   skipInvalid: field(bool(), false, "turn invalid data records into counted warnings"),
   progress: field(bool(), true, "live progress display on stderr"),
   samplesEvery: field(int(1), 10, "write two sampled traces with their rewards to samples.jsonl every N steps"),
+  engine: field(
+    z.enum(ENGINES),
+    "native",
+    "who samples, scores and trains: native (in process) or tinker (docs/scale.md)",
+  ),
+  engineUrl: field(z.string(), "", "the engine server's base URL (--engine tinker), e.g. http://127.0.0.1:8000"),
+  engineModel: field(
+    z.string(),
+    "",
+    "the server's base model name (default: its only one); --model gives the tokenizer",
+  ),
+  engineLoraRank: field(int(0), 0, "0: full fine-tuning (SkyRL); > 0: a LoRA adapter of this rank (hosted Tinker)"),
+  engineTimeout: field(num().gt(0), 120, "seconds an engine request may take before it is retried"),
+  engineRetries: field(int(0), 4, "retries of a failed engine request (exponential back-off from 0.5 s)"),
+  engineChunkTokens: field(int(2), 65536, "most tokens per forward/forward_backward request; larger batches are split"),
 } satisfies Fields;
 
 export type TrainConfig = ValuesOf<typeof trainFields>;

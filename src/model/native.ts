@@ -25,6 +25,8 @@ export interface GenerateOptions {
   topK?: number;
   topP?: number;
   seed: number;
+  /** one seed per stream: stream b draws from seeds[b] alone (integers < 2^53), instead of from (seed, b) */
+  seeds?: readonly number[];
   /** a stream ends after emitting one of these ids (the id is included in its tokens) */
   stop: number[];
 }

@@ -1,3 +1,5 @@
+import type { Sampled, SampleParams } from "../engine/engine.js";
+import { nativeSample } from "../engine/native.js";
 import type { Model } from "../model/model.js";
 
 /** One sampled reasoning trace (SPEC §2). */
@@ -27,45 +29,42 @@ export interface RolloutOptions {
   specialIds: number[];
 }
 
-/**
- * Samples K traces after each prompt, stopping at the first special token or at the trace limit; whatever the
- * model would write after that is discarded (SPEC §2). All G·K streams run as one batch with a KV cache.
- */
-export function rollout(model: Model, prompts: number[][], o: RolloutOptions): Trace[][] {
-  const flat: number[] = [];
-  const lens: number[] = [];
-  for (const p of prompts)
-    for (let k = 0; k < o.k; k++) {
-      for (const t of p) flat.push(t);
-      lens.push(p.length);
-    }
-  const M = o.maxTraceTokens;
-  const r = model.engine.generate(Int32Array.from(flat), Int32Array.from(lens), {
-    maxNew: M,
+/** The engine's sampling settings for a rollout: K per prompt, stop at any special token (SPEC §2). */
+export function sampleParams(o: RolloutOptions): SampleParams {
+  return {
+    k: o.k,
+    maxTokens: o.maxTraceTokens,
     temperature: o.temperature,
     topP: o.topP,
     topK: o.topK,
     seed: o.seed,
     stop: o.specialIds,
-  });
-  const out: Trace[][] = [];
-  for (let g = 0; g < prompts.length; g++) {
-    const group: Trace[] = [];
-    for (let k = 0; k < o.k; k++) {
-      const b = g * o.k + k;
-      const n = r.lengths[b];
-      const stopped = r.stopped[b] === 1;
-      const z = stopped ? n - 1 : n;
-      const at = b * M;
-      group.push({
-        tokens: Array.from(r.tokens.subarray(at, at + z)),
-        emitted: stopped && r.tokens[at + n - 1] === o.answerStartId,
-        truncated: !stopped,
-        logprobs: Array.from(r.logprobs.subarray(at, at + z)),
-        entropy: Array.from(r.entropy.subarray(at, at + z)),
-      });
-    }
-    out.push(group);
-  }
-  return out;
+  };
+}
+
+/**
+ * The engine's samples as traces: z is what came before the first special token (or the trace limit); `emitted`
+ * when that token was ⟨answer_start⟩. An engine that does not report entropies (a remote one) gets the sampled
+ * tokens' surprisal −log π(z_t) in their place: at temperature 1 without top-k/top-p its mean estimates the mean
+ * entropy without bias.
+ */
+export function toTraces(sampled: readonly Sampled[][], answerStartId: number): Trace[][] {
+  return sampled.map((group) =>
+    group.map((s) => ({
+      tokens: s.tokens,
+      emitted: s.stopId === answerStartId,
+      truncated: s.stopId < 0,
+      logprobs: s.logprobs,
+      entropy: s.entropy ?? s.logprobs.map((x) => -x),
+    })),
+  );
+}
+
+/**
+ * Samples K traces after each prompt in this process (the native engine), stopping at the first special token or at
+ * the trace limit; whatever the model would write after that is discarded (SPEC §2). All G·K streams run as one
+ * batch with a KV cache; trace k of prompt g draws from its own seed (see `nativeSample`).
+ */
+export function rollout(model: Model, prompts: number[][], o: RolloutOptions): Trace[][] {
+  return toTraces(nativeSample(model, prompts, sampleParams(o)), o.answerStartId);
 }

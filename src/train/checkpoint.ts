@@ -4,7 +4,13 @@ import { NrtError } from "../errors.js";
 import { markLatestCheckpoint, saveModelDir } from "../io/model-dir.js";
 import { encodeSafetensors, readSafetensors } from "../io/safetensors.js";
 import type { Model } from "../model/model.js";
-import type { AdamW } from "./optimizer.js";
+
+/** AdamW's state in a checkpoint: the moments where they live in this process (a remote engine keeps its own). */
+export interface OptimizerState {
+  m?: Float32Array;
+  v?: Float32Array;
+  step: number;
+}
 
 const STATE_FILE = "trainer_state.json";
 const OPTIM_FILE = "optimizer.safetensors";
@@ -32,20 +38,23 @@ export function saveCheckpoint(
   runDir: string,
   model: Model,
   tokenizerJson: string,
-  opt: AdamW,
+  opt: OptimizerState,
   state: TrainerState,
   keep: number,
 ): string {
   const name = checkpointName(state.step);
-  const optim = Buffer.concat(
-    encodeSafetensors(
-      [
-        { name: "adamw.m", shape: [opt.m.length], data: opt.m },
-        { name: "adamw.v", shape: [opt.v.length], data: opt.v },
-      ],
-      { step: String(opt.step) },
-    ),
-  );
+  const optim =
+    opt.m && opt.v
+      ? Buffer.concat(
+          encodeSafetensors(
+            [
+              { name: "adamw.m", shape: [opt.m.length], data: opt.m },
+              { name: "adamw.v", shape: [opt.v.length], data: opt.v },
+            ],
+            { step: String(opt.step) },
+          ),
+        )
+      : null;
   const stateJson = JSON.stringify(
     { format: STATE_FORMAT, version: STATE_VERSION, adamStep: opt.step, ...state },
     null,
@@ -53,7 +62,7 @@ export function saveCheckpoint(
   );
   saveModelDir(join(runDir, "checkpoints", name), model, {
     "tokenizer.json": tokenizerJson,
-    [OPTIM_FILE]: optim,
+    ...(optim && { [OPTIM_FILE]: optim }),
     [STATE_FILE]: `${stateJson}\n`,
   });
   markLatestCheckpoint(runDir, name);
@@ -88,7 +97,7 @@ export function latestCheckpoint(runDir: string): { dir: string; state: TrainerS
 }
 
 /** Restores AdamW's moments and step from a checkpoint directory. */
-export function loadOptimizer(dir: string, opt: AdamW, adamStep: number): void {
+export function loadOptimizer(dir: string, opt: Required<OptimizerState>, adamStep: number): void {
   const path = join(dir, OPTIM_FILE);
   const { tensors } = readSafetensors(path);
   const m = tensors.get("adamw.m");

@@ -1,6 +1,6 @@
 import { Packed } from "../data/pack.js";
+import type { Scored, SeqBatch } from "../engine/engine.js";
 import type { Model } from "../model/model.js";
-import type { ForwardResult } from "../model/native.js";
 import { type GroupScores, scoreGroup } from "../nrt/group.js";
 import type { NrtObjective } from "../nrt/methods.js";
 import { type SequenceLayout, sftSequenceWeights, traceSequenceWeights } from "../nrt/weights.js";
@@ -25,7 +25,9 @@ export interface TraceSpan extends SequenceLayout {
 /** A scored batch: the packed sequences, their log-probabilities, SPEC §3's numbers and the loss weights of §4. */
 export interface ScoredBatch {
   packed: Packed;
-  forward: ForwardResult;
+  /** the packed arrays as given to the engine (the same object, so that a step may reuse the score's forward) */
+  seqs: SeqBatch;
+  forward: Scored;
   spans: TraceSpan[];
   /** per group: (K, T) log c */
   logc: number[][][];
@@ -36,20 +38,22 @@ export interface ScoredBatch {
   weights: Float32Array;
 }
 
+/** A batch packed for scoring: the sequences, where each trace's sits, and each group's empty-trace sequence. */
+export interface NrtPack {
+  packed: Packed;
+  seqs: SeqBatch;
+  spans: TraceSpan[];
+  emptyStarts: number[];
+}
+
 /**
  * Packs each group's distinct sequences once: the empty trace prompt ⊕ ⟨answer_start⟩ ⊕ y* (which gives b), and
  * prompt ⊕ z ⊕ ⟨answer_start⟩ ⊕ y* for each distinct trace z. A trace equal to another of its group, or empty,
  * shares that sequence: its c is then exactly the other's (or b), so equal traces get exactly equal rewards —
  * float32 results depend slightly on a row's place in the batch, and SPEC §3's zero-std rule must see exact
  * equality — and since the loss is linear in the weights, their weights are summed on the shared sequence.
- * ONE forward pass (kept for the backward), then c, b, the group scores (SPEC §3) and the weights (SPEC §4).
  */
-export function scoreNrtBatch(
-  model: Model,
-  groups: readonly QuestionGroup[],
-  objective: NrtObjective,
-  answerStartId: number,
-): ScoredBatch {
+export function packNrtBatch(groups: readonly QuestionGroup[], answerStartId: number): NrtPack {
   const packed = new Packed();
   const spans: TraceSpan[] = [];
   const emptyStarts: number[] = [];
@@ -77,8 +81,17 @@ export function scoreNrtBatch(
       });
     });
   });
-  const { tokens, lens } = packed.arrays();
-  const forward = model.engine.forward(tokens, lens);
+  return { packed, seqs: packed.arrays(), spans, emptyStarts };
+}
+
+/** From the ONE forward's log-probabilities of a pack: c, b, the group scores (SPEC §3) and the weights (SPEC §4). */
+export function scorePacked(
+  pack: NrtPack,
+  groups: readonly QuestionGroup[],
+  forward: Scored,
+  objective: NrtObjective,
+): ScoredBatch {
+  const { packed, seqs, spans, emptyStarts } = pack;
   const lp = forward.logprobs;
   const answerLogprobs = (start: number, P: number, Z: number, T: number): number[] => {
     const a = start + P + Z + 1;
@@ -92,7 +105,18 @@ export function scoreNrtBatch(
   );
   const weights = new Float32Array(packed.length);
   for (const s of spans) addAt(weights, s.start, traceSequenceWeights(s, scores[s.group], s.k, s.norm));
-  return { packed, forward, spans, logc, logb, scores, weights };
+  return { packed, seqs, forward, spans, logc, logb, scores, weights };
+}
+
+/** `packNrtBatch` + ONE native forward (kept in the engine for a backward, as `nrt grad` does) + `scorePacked`. */
+export function scoreNrtBatch(
+  model: Model,
+  groups: readonly QuestionGroup[],
+  objective: NrtObjective,
+  answerStartId: number,
+): ScoredBatch {
+  const pack = packNrtBatch(groups, answerStartId);
+  return scorePacked(pack, groups, model.engine.forward(pack.seqs.tokens, pack.seqs.lens), objective);
 }
 
 function addAt(w: Float32Array, at: number, add: Float32Array): void {
@@ -114,18 +138,26 @@ export function ratioWeights(batch: ScoredBatch, oldLogprobs: Float32Array, newL
   return w;
 }
 
-/** SFT (SPEC §5): prompt ⊕ ⟨answer_start⟩ ⊕ y* with weight 1/G on ⟨answer_start⟩ and y*. One forward, kept. */
-export function sftBatch(
-  model: Model,
+/** SFT (SPEC §5): prompt ⊕ ⟨answer_start⟩ ⊕ y* with weight 1/G on ⟨answer_start⟩ and y*. */
+export function packSft(
   groups: readonly Pick<QuestionGroup, "prompt" | "answer">[],
   answerStartId: number,
-): { packed: Packed; forward: ForwardResult; weights: Float32Array } {
+): { packed: Packed; seqs: SeqBatch; weights: Float32Array } {
   const packed = new Packed();
   const weights: number[] = [];
   for (const q of groups) {
     packed.add([...q.prompt, answerStartId, ...q.answer]);
     for (const x of sftSequenceWeights(q.prompt.length, q.answer.length, groups.length)) weights.push(x);
   }
-  const { tokens, lens } = packed.arrays();
-  return { packed, forward: model.engine.forward(tokens, lens), weights: Float32Array.from(weights) };
+  return { packed, seqs: packed.arrays(), weights: Float32Array.from(weights) };
+}
+
+/** `packSft` + one native forward, kept in the engine for a backward (`nrt grad`). */
+export function sftBatch(
+  model: Model,
+  groups: readonly Pick<QuestionGroup, "prompt" | "answer">[],
+  answerStartId: number,
+): { packed: Packed; forward: Scored; weights: Float32Array } {
+  const b = packSft(groups, answerStartId);
+  return { ...b, forward: model.engine.forward(b.seqs.tokens, b.seqs.lens) };
 }

@@ -4,7 +4,9 @@
  * Each step: sample K traces per question (rollout) → rebuild prompt ⊕ z ⊕ ⟨answer_start⟩ ⊕ y* and the empty
  * trace, score them in ONE forward pass → rewards, baselines, advantages, token weights (src/nrt) → per-token
  * weights → ONE backward → AdamW. With several updates per rollout batch, later updates re-run the forward for
- * the ratio ρ of SPEC §4. SFT skips the rollout.
+ * the ratio ρ of SPEC §4. SFT skips the rollout. Sampling, scoring and the update go through an `Engine`
+ * (src/engine): in process (native) or on a server (tinker); the loop is a generator that yields the engine's
+ * pending requests to its driver (`train` for in-process engines, `trainAsync` for any).
  *
  * What it simplifies: no KL term, no entropy bonus, no reference model; RLPR's optional std filter is not
  * implemented; all traces of a step are sampled by the weights at the start of the step.
@@ -15,21 +17,23 @@ import { join } from "node:path";
 import type { TrainConfig } from "../config/train-config.js";
 import { type Example, recordExamples } from "../data/format.js";
 import { readQaFile } from "../data/qa.js";
+import { type Engine, type OptimStep, type Pending, wait } from "../engine/engine.js";
+import { openEngine } from "../engine/open.js";
 import { NrtError } from "../errors.js";
 import { writeFileAtomic } from "../io/atomic.js";
 import { chatTemplateOf, type LoadedModel, loadModel, withAnswerStart } from "../io/load.js";
 import { saveModelDir } from "../io/model-dir.js";
-import { native, setThreads } from "../model/native.js";
+import { setThreads } from "../model/native.js";
 import { methods, type NrtObjective, resolveObjective } from "../nrt/methods.js";
-import { rollout, type Trace } from "../rollout/rollout.js";
+import { sampleParams, type Trace, toTraces } from "../rollout/rollout.js";
 import { Progress } from "../util/progress.js";
 import { checkAlarms } from "./alarms.js";
-import { latestCheckpoint, loadOptimizer, saveCheckpoint } from "./checkpoint.js";
+import { checkpointName, latestCheckpoint, saveCheckpoint } from "./checkpoint.js";
 import { DataOrder, stepSeed } from "./data-order.js";
 import { lossTerms, type Metrics, nrtMetrics } from "./metrics.js";
-import { type QuestionGroup, ratioWeights, type ScoredBatch, scoreNrtBatch, sftBatch } from "./nrt-batch.js";
-import { AdamW } from "./optimizer.js";
+import { packNrtBatch, packSft, type QuestionGroup, ratioWeights, type ScoredBatch, scorePacked } from "./nrt-batch.js";
 import { RUN_CONFIG, SAMPLES_FILE } from "./run-dir.js";
+import { lrAt } from "./schedule.js";
 
 /** Hooks for library users: a callback per step and their own examples instead of `data`. */
 export interface TrainHooks {
@@ -64,17 +68,31 @@ export function objectiveOf(cfg: TrainConfig): NrtObjective | null {
 const TIMING = (k: string): boolean => k.startsWith("time/") || k.endsWith("_per_s");
 
 /** Keys whose change does not alter a run, so `--resume` may be given them anew. */
-const RESUME_FREE = new Set(["steps", "progress", "threads", "out", "samplesEvery", "onNan"]);
+const RESUME_FREE = new Set([
+  "steps",
+  "progress",
+  "threads",
+  "out",
+  "samplesEvery",
+  "onNan",
+  "engineUrl",
+  "engineTimeout",
+  "engineRetries",
+]);
 
 /**
  * Trains per `cfg`; with `resume`, continues the run in cfg.out from its latest checkpoint. Synchronous: the
- * process's signals are not seen while it runs (use `trainAsync` for Ctrl-C handling).
+ * process's signals are not seen while it runs (use `trainAsync` for Ctrl-C handling), and the engine must be
+ * the in-process one (a server's answers are asynchronous).
  */
 export function train(cfg: TrainConfig, hooks: TrainHooks = {}, resume = false): TrainResult {
+  if (cfg.engine !== "native")
+    throw new NrtError(`the ${cfg.engine} engine answers asynchronously: use trainAsync (as nrt train does)`, "train");
   const run = runSteps(cfg, hooks, resume);
   for (;;) {
     const r = run.next();
     if (r.done) return r.value;
+    if (r.value instanceof Promise) throw new Error("an in-process engine returned a promise"); // never: see above
   }
 }
 
@@ -93,19 +111,36 @@ export async function trainAsync(cfg: TrainConfig, hooks: TrainHooks = {}, resum
   process.on("SIGTERM", onSignal);
   try {
     const run = runSteps(cfg, { ...hooks, shouldStop: () => interrupted || Boolean(hooks.shouldStop?.()) }, resume);
-    for (;;) {
-      const r = run.next();
-      if (r.done) return r.value;
-      await new Promise((res) => setImmediate(res));
+    let r = run.next();
+    while (!r.done) {
+      if (r.value instanceof Promise) {
+        // an engine's request: resume the loop with its answer, or throw its error where it was awaited
+        let answer: unknown;
+        try {
+          answer = await r.value;
+        } catch (e) {
+          r = run.throw(e);
+          continue;
+        }
+        r = run.next(answer);
+      } else {
+        await new Promise((res) => setImmediate(res)); // after a step: let signals in
+        r = run.next();
+      }
     }
+    return r.value;
   } finally {
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
   }
 }
 
-/** The training loop; yields after each step. */
-function* runSteps(cfg: TrainConfig, hooks: TrainHooks, resume: boolean): Generator<number, TrainResult> {
+/** The training loop; yields the engine's pending requests, and the step number after each step. */
+function* runSteps(
+  cfg: TrainConfig,
+  hooks: TrainHooks,
+  resume: boolean,
+): Generator<number | Pending, TrainResult, unknown> {
   const out = cfg.out;
   const cfgPath = join(out, RUN_CONFIG);
   const metricsPath = join(out, "metrics.jsonl");
@@ -150,14 +185,11 @@ function* runSteps(cfg: TrainConfig, hooks: TrainHooks, resume: boolean): Genera
       process.stderr.write(`warning: ${cfg.data}: ${qa.duplicates} duplicate record(s) (same question and answer)\n`);
   }
   const objective = objectiveOf(cfg);
-  const opt = new AdamW(
-    model,
-    { beta1: cfg.beta1, beta2: cfg.beta2, eps: cfg.adamEps, weightDecay: cfg.weightDecay, clip: cfg.clip },
-    { lr: cfg.lr, warmupSteps: cfg.warmupSteps, totalSteps: cfg.steps, kind: cfg.schedule, minRatio: cfg.minLrRatio },
-  );
+  // the engine, checked (a server: its health, model and state) before anything is written to the run directory
+  const probe = examples.length > 0 ? [...examples[0].prompt, answerStartId, ...examples[0].answer] : undefined;
+  const engine: Engine = yield* wait(openEngine(cfg, model, ckpt, probe));
   mkdirSync(out, { recursive: true });
   if (ckpt) {
-    loadOptimizer(ckpt.dir, opt, ckpt.state.adamStep);
     startStep = ckpt.state.step;
     nanSkipped = ckpt.state.nanSkipped;
     truncateMetrics(metricsPath, startStep);
@@ -171,24 +203,29 @@ function* runSteps(cfg: TrainConfig, hooks: TrainHooks, resume: boolean): Genera
   const progress = new Progress(cfg.method, cfg.steps, cfg.progress);
   let last: Metrics | undefined;
   let step = startStep;
-  const checkpoint = () =>
-    saveCheckpoint(out, model, tokenizerJson, opt, { step, nanSkipped, extra: {} }, cfg.keepCheckpoints);
+  /** the engine's weights into `model`, then one atomic checkpoint directory (src/train/checkpoint.ts) */
+  const checkpoint = function* () {
+    yield* wait(engine.pull());
+    const st = yield* wait(engine.saveState(checkpointName(step)));
+    const extra = st.remote ? { engine: st.remote } : {};
+    const opt = st.optimizer ?? { step: engine.updates };
+    saveCheckpoint(out, model, tokenizerJson, opt, { step, nanSkipped, extra }, cfg.keepCheckpoints);
+  };
   while (step < cfg.steps) {
     const s = step + 1;
     const t0 = performance.now();
     const batch = order.batch(s).map((i) => examples[i]);
     const m = objective
-      ? nrtStep(loaded, opt, batch, objective, cfg, s, answerStartId, specialIds, (rows) => {
+      ? yield* nrtStep(engine, loaded, batch, objective, cfg, s, answerStartId, specialIds, (rows) => {
           if (s === 1 || s % cfg.samplesEvery === 0)
             appendFileSync(join(out, SAMPLES_FILE), rows.map((r) => `${JSON.stringify({ step: s, ...r })}\n`).join(""));
         })
-      : sftStep(loaded, opt, batch, answerStartId);
+      : yield* sftStep(engine, batch, cfg, answerStartId);
     step = s;
     if (typeof m === "string") {
       const msg = `step ${s}: ${m} (batch: questions at lines ${batch.map((e) => e.record.line).join(", ")})`;
       if (cfg.onNan === "stop") throw new NrtError(`${msg}; stopped, the last checkpoint is intact`, out);
       nanSkipped++;
-      opt.zeroGrad();
       progress.log(`warning: ${msg}; batch skipped (${nanSkipped} so far)`);
     } else {
       m["time/step_ms"] = performance.now() - t0;
@@ -210,9 +247,9 @@ function* runSteps(cfg: TrainConfig, hooks: TrainHooks, resume: boolean): Genera
         "tok/s": Math.round(m.tokens_per_s),
       });
     }
-    if (s % cfg.checkpointEvery === 0 || s === cfg.steps) checkpoint();
+    if (s % cfg.checkpointEvery === 0 || s === cfg.steps) yield* checkpoint();
     if (hooks.shouldStop?.()) {
-      if (s % cfg.checkpointEvery !== 0 && s !== cfg.steps) checkpoint();
+      if (s % cfg.checkpointEvery !== 0 && s !== cfg.steps) yield* checkpoint();
       progress.done();
       process.stderr.write(`stopped after step ${s}; continue with: nrt train --resume ${out}\n`);
       return { outDir: out, steps: s, stopped: "interrupted", lastMetrics: last };
@@ -221,7 +258,9 @@ function* runSteps(cfg: TrainConfig, hooks: TrainHooks, resume: boolean): Genera
   }
   progress.done();
   if (nanSkipped > 0) process.stderr.write(`warning: ${nanSkipped} batch(es) skipped for non-finite values\n`);
+  yield* wait(engine.pull());
   saveModelDir(join(out, "final"), model, { "tokenizer.json": tokenizerJson });
+  yield* wait(engine.close());
   return { outDir: out, steps: step, stopped: "done", lastMetrics: last };
 }
 
@@ -231,10 +270,37 @@ function nonFinite(xs: Record<string, number>): string | null {
   return bad.length ? `non-finite ${bad.map(([k, v]) => `${k} (${v})`).join(" and ")}` : null;
 }
 
+/** The AdamW settings of the engine's next update: the schedule's lr at step updates + 1. */
+function optimStep(cfg: TrainConfig, updates: number): OptimStep {
+  const schedule = {
+    lr: cfg.lr,
+    warmupSteps: cfg.warmupSteps,
+    totalSteps: cfg.steps,
+    kind: cfg.schedule,
+    minRatio: cfg.minLrRatio,
+  };
+  return {
+    lr: lrAt(schedule, updates + 1),
+    beta1: cfg.beta1,
+    beta2: cfg.beta2,
+    eps: cfg.adamEps,
+    weightDecay: cfg.weightDecay,
+    clip: cfg.clip,
+  };
+}
+
+/** What was not finite in a step the engine refused to apply, e.g. "non-finite loss (NaN)". */
+function refused(loss: number, gradNorm: number | null, lossName = "loss"): string {
+  return (
+    nonFinite({ [lossName]: loss, ...(gradNorm !== null && { "gradient norm": gradNorm }) }) ??
+    `non-finite ${lossName} or gradient`
+  );
+}
+
 /** One NRT step (rollout → score → weights → backward → AdamW), or what was non-finite (reward, loss, gradient). */
-function nrtStep(
-  { model, tokenizer: loadedTokenizer }: LoadedModel,
-  opt: AdamW,
+function* nrtStep(
+  engine: Engine,
+  { tokenizer: loadedTokenizer }: LoadedModel,
   batch: Example[],
   objective: NrtObjective,
   cfg: TrainConfig,
@@ -242,27 +308,33 @@ function nrtStep(
   answerStartId: number,
   specialIds: number[],
   onSamples: (rows: { question: string; trace: string; reference: string; reward: number }[]) => void,
-): Metrics | string {
+): Generator<Pending, Metrics | string, unknown> {
   const t0 = performance.now();
-  const traces: Trace[][] = rollout(
-    model,
-    batch.map((e) => e.prompt),
-    {
-      k: cfg.groupSize,
-      temperature: cfg.temperature,
-      topP: cfg.topP,
-      topK: cfg.topK,
-      maxTraceTokens: cfg.maxTraceTokens,
-      seed: stepSeed(cfg.seed, step),
-      answerStartId,
-      specialIds,
-    },
+  yield* wait(engine.syncSampler());
+  const params = sampleParams({
+    k: cfg.groupSize,
+    temperature: cfg.temperature,
+    topP: cfg.topP,
+    topK: cfg.topK,
+    maxTraceTokens: cfg.maxTraceTokens,
+    seed: stepSeed(cfg.seed, step),
+    answerStartId,
+    specialIds,
+  });
+  const sampled = yield* wait(
+    engine.sample(
+      batch.map((e) => e.prompt),
+      params,
+    ),
   );
+  const traces: Trace[][] = toTraces(sampled, answerStartId);
   const t1 = performance.now();
   const groups: QuestionGroup[] = batch.map((e, g) => ({ prompt: e.prompt, answer: e.answer, traces: traces[g] }));
+  const pack = packNrtBatch(groups, answerStartId);
+  const forward = yield* wait(engine.score(pack.seqs));
   let scored: ScoredBatch;
   try {
-    scored = scoreNrtBatch(model, groups, objective, answerStartId);
+    scored = scorePacked(pack, groups, forward, objective);
   } catch (e) {
     if (e instanceof NrtError) return `non-finite reward or advantage (${e.message})`;
     throw e;
@@ -278,28 +350,23 @@ function nrtStep(
       reward: scored.scores[0].R[k],
     })),
   );
-  opt.zeroGrad();
-  const loss = model.engine.backward(scored.weights, opt.grads);
-  const bad = nonFinite({ loss, "gradient norm": native().gradNorm(opt.grads) });
-  if (bad) return bad;
-  const { lr, gradNorm } = opt.update();
+  const o = optimStep(cfg, engine.updates);
+  const r = yield* wait(engine.step(scored.seqs, scored.weights, o));
+  if (!r.applied) return refused(r.loss, r.gradNorm);
   const old = scored.forward.logprobs;
-  const { tokens, lens } = scored.packed.arrays();
   for (let u = 1; u < cfg.updatesPerBatch; u++) {
-    const now = model.engine.forward(tokens, lens).logprobs;
-    opt.zeroGrad();
-    const l = model.engine.backward(ratioWeights(scored, old, now), opt.grads);
-    const badU = nonFinite({ [`loss of update ${u + 1}`]: l, "gradient norm": native().gradNorm(opt.grads) });
-    if (badU) return badU;
-    opt.update();
+    const now = (yield* wait(engine.score(scored.seqs))).logprobs;
+    const w = ratioWeights(scored, old, now);
+    const ru = yield* wait(engine.step(scored.seqs, w, optimStep(cfg, engine.updates)));
+    if (!ru.applied) return refused(ru.loss, ru.gradNorm, `loss of update ${u + 1}`);
   }
   const t3 = performance.now();
   const ntok = traces.flat().reduce((a, t) => a + t.tokens.length, 0) + scored.packed.length;
   return {
-    loss,
+    loss: r.loss,
     ...metrics,
-    grad_norm: gradNorm,
-    lr,
+    ...(r.gradNorm !== null && { grad_norm: r.gradNorm }),
+    lr: o.lr,
     "time/rollout_ms": t1 - t0,
     "time/score_ms": t2 - t1,
     "time/update_ms": t3 - t2,
@@ -308,19 +375,22 @@ function nrtStep(
 }
 
 /** One SFT step on prompt ⊕ ⟨answer_start⟩ ⊕ y*. */
-function sftStep({ model }: LoadedModel, opt: AdamW, batch: Example[], answerStartId: number): Metrics | string {
+function* sftStep(
+  engine: Engine,
+  batch: Example[],
+  cfg: TrainConfig,
+  answerStartId: number,
+): Generator<Pending, Metrics | string, unknown> {
   const t0 = performance.now();
-  const b = sftBatch(model, batch, answerStartId);
-  opt.zeroGrad();
-  const loss = model.engine.backward(b.weights, opt.grads);
-  const bad = nonFinite({ loss, "gradient norm": native().gradNorm(opt.grads) });
-  if (bad) return bad;
-  const { lr, gradNorm } = opt.update();
+  const b = packSft(batch, answerStartId);
+  const o = optimStep(cfg, engine.updates);
+  const r = yield* wait(engine.step(b.seqs, b.weights, o));
+  if (!r.applied) return refused(r.loss, r.gradNorm);
   const t1 = performance.now();
   return {
-    loss,
-    grad_norm: gradNorm,
-    lr,
+    loss: r.loss,
+    ...(r.gradNorm !== null && { grad_norm: r.gradNorm }),
+    lr: o.lr,
     "time/update_ms": t1 - t0,
     tokens_per_s: (b.packed.length / (t1 - t0)) * 1000,
   };
