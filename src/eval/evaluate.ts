@@ -1,4 +1,4 @@
-import { plainExamples } from "../data/format.js";
+import { recordExamples } from "../data/format.js";
 import type { QaRecord } from "../data/qa.js";
 import { NrtError } from "../errors.js";
 import type { LoadedModel } from "../io/load.js";
@@ -73,8 +73,8 @@ export function evaluate(loaded: LoadedModel, records: readonly QaRecord[], opts
   if (records.length === 0) throw new NrtError("no records to evaluate", where);
   const as = tok.answerStartId ?? model.config.answerStartTokenId;
   if (as === null) throw new NrtError("the model has no <answer_start> token (SPEC §2)", loaded.dir);
-  const examples = plainExamples(tok, records, model.config.maxPositionEmbeddings, where);
-  const eos = tok.eosId!; // plainExamples has checked it
+  const examples = recordExamples(tok, loaded.chatTemplate, records, model.config.maxPositionEmbeddings, where);
+  const eos = tok.eosId!; // recordExamples has checked it
   const stop = [...new Set([...tok.specialIds, as, eos])];
   const forcedIds = tok.encode(FORCED_TRACE_TEXT).slice(0, maxTraceTokens);
   if (forcedIds.length === 0) throw new NrtError(`cannot encode ${FORCED_TRACE_TEXT}`, loaded.dir);

@@ -37,7 +37,8 @@ export const checkpointName = (step: number): string => `step-${String(step).pad
 export function saveCheckpoint(
   runDir: string,
   model: Model,
-  tokenizerJson: string,
+  /** tokenizer.json and the model's other tokenizer files (tokenizer_config.json, chat template), by name */
+  tokenizerFiles: Readonly<Record<string, string>>,
   opt: OptimizerState,
   state: TrainerState,
   keep: number,
@@ -61,7 +62,7 @@ export function saveCheckpoint(
     2,
   );
   saveModelDir(join(runDir, "checkpoints", name), model, {
-    "tokenizer.json": tokenizerJson,
+    ...tokenizerFiles,
     ...(optim && { [OPTIM_FILE]: optim }),
     [STATE_FILE]: `${stateJson}\n`,
   });

@@ -174,6 +174,8 @@ function* runSteps(
   const answerStartId = tokenizer.answerStartId;
   if (answerStartId === null) throw new NrtError("the tokenizer has no <answer_start> token", loaded.dir);
   const specialIds = [...tokenizer.specialIds];
+  /** what a checkpoint or final/ carries besides the weights: the tokenizer and its template files */
+  const modelFiles = { ...loaded.tokenizerFiles, "tokenizer.json": tokenizerJson };
   let examples = hooks.examples;
   if (!examples) {
     const qa = readQaFile(cfg.data, { skipInvalid: cfg.skipInvalid });
@@ -209,7 +211,7 @@ function* runSteps(
     const st = yield* wait(engine.saveState(checkpointName(step)));
     const extra = st.remote ? { engine: st.remote } : {};
     const opt = st.optimizer ?? { step: engine.updates };
-    saveCheckpoint(out, model, tokenizerJson, opt, { step, nanSkipped, extra }, cfg.keepCheckpoints);
+    saveCheckpoint(out, model, modelFiles, opt, { step, nanSkipped, extra }, cfg.keepCheckpoints);
   };
   while (step < cfg.steps) {
     const s = step + 1;
@@ -259,7 +261,7 @@ function* runSteps(
   progress.done();
   if (nanSkipped > 0) process.stderr.write(`warning: ${nanSkipped} batch(es) skipped for non-finite values\n`);
   yield* wait(engine.pull());
-  saveModelDir(join(out, "final"), model, { "tokenizer.json": tokenizerJson });
+  saveModelDir(join(out, "final"), model, modelFiles);
   yield* wait(engine.close());
   return { outDir: out, steps: step, stopped: "done", lastMetrics: last };
 }
