@@ -7,6 +7,8 @@
  * the same trainer code drive both without paying for promises on the native path (see `wait`).
  */
 
+import { NrtError } from "../errors.js";
+
 /** Sequences laid end to end (SPEC §2 layout), as the native forward takes them. */
 export interface SeqBatch {
   /** (N) token ids */
@@ -132,15 +134,17 @@ export function streamSeed(seed: number, k: number): number {
   return (seed >>> 0) * 2 ** 20 + k;
 }
 
-/** An engine's failure, naming the engine, the endpoint and what came back. */
-export class EngineError extends Error {
+/**
+ * An engine's failure, naming the engine, the endpoint and what came back: "tinker engine, POST http://…/api/v1/
+ * forward_backward: HTTP 500: … (gave up after 5 attempts)". An NrtError, so the CLI prints it as a message.
+ */
+export class EngineError extends NrtError {
   constructor(
     readonly engine: string,
     readonly endpoint: string,
     message: string,
-    readonly retryable = false,
   ) {
-    super(`${engine} engine, ${endpoint}: ${message}`);
+    super(message, `${engine} engine, ${endpoint}`);
     this.name = "EngineError";
   }
 }
