@@ -72,7 +72,11 @@ void model_forward_cached(float* logits, KVCache& kv, const Config& c, const flo
           float* yo = y + (size_t)i * Q + hh * HS;
 #ifdef NRT_AVX2
           if (HS % 8 == 0) {
-            for (int j = lo_j; j <= pi; j++) p[j] = dot8(q, Ks + (size_t)j * KV, HS) * scale;
+            int j = lo_j;
+            for (; j + 8 <= pi + 1; j += 8)
+              _mm256_storeu_ps(p.data() + j,
+                               _mm256_mul_ps(dot8_rows8(q, Ks + (size_t)j * KV, KV, HS), _mm256_set1_ps(scale)));
+            for (; j <= pi; j++) p[j] = dot8(q, Ks + (size_t)j * KV, HS) * scale;
             const float mx = max_of(p.data() + lo_j, m);
             const float inv = 1.0f / exp_shift_sum(p.data() + lo_j, p.data() + lo_j, mx, m);
             for (int j = lo_j; j <= pi; j++) p[j] *= inv;
@@ -128,15 +132,18 @@ struct Rng {
 };
 
 // Picks a token from one row of logits(V). logp and ent are those of the untempered model distribution.
+// ex is scratch for exp(x - max); at temperature 1 the sampling weights are those same numbers, so they are reused
+// (bit for bit what recomputing them gives).
 static int sample_row(const float* x, int V, const SampleOptions& opt, Rng& rng, float* logp, float* ent,
-                      std::vector<int>& idx, std::vector<double>& pr) {
+                      std::vector<int>& idx, std::vector<double>& pr, std::vector<double>& ex) {
   float mx = -INFINITY;
   int arg = 0;
   for (int v = 0; v < V; v++)
     if (x[v] > mx) mx = x[v], arg = v;
   double sum = 0, dot = 0;
+  ex.resize(V);
   for (int v = 0; v < V; v++) {
-    double e = std::exp((double)x[v] - mx);
+    double e = ex[v] = std::exp((double)x[v] - mx);
     sum += e;
     dot += e * ((double)x[v] - mx);
   }
@@ -156,7 +163,10 @@ static int sample_row(const float* x, int V, const SampleOptions& opt, Rng& rng,
     }
     pr.resize(keep);
     double tot = 0;
-    for (int r = 0; r < keep; r++) tot += (pr[r] = std::exp(((double)x[idx[r]] - mx) * invT));
+    if (invT == 1.0)
+      for (int r = 0; r < keep; r++) tot += (pr[r] = ex[idx[r]]);
+    else
+      for (int r = 0; r < keep; r++) tot += (pr[r] = std::exp(((double)x[idx[r]] - mx) * invT));
     if (opt.top_p < 1.0f) {
       double cum = 0;
       int r = 0;
@@ -216,12 +226,12 @@ SampleResult generate(const Config& c, const float* P, const int32_t* prompts, c
 #pragma omp parallel
     {
       std::vector<int> idx;
-      std::vector<double> pr;
+      std::vector<double> pr, ex;
 #pragma omp for schedule(static)
       for (int r = 0; r < n; r++) {
         const int b = active[r];
         float lp, en;
-        int t = sample_row(logits.data() + (size_t)r * c.V, c.V, opt, rng[b], &lp, &en, idx, pr);
+        int t = sample_row(logits.data() + (size_t)r * c.V, c.V, opt, rng[b], &lp, &en, idx, pr, ex);
         R.tokens[(size_t)b * M + step] = t;
         R.logp[(size_t)b * M + step] = lp;
         R.ent[(size_t)b * M + step] = en;

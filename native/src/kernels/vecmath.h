@@ -90,6 +90,20 @@ inline float dot8(const float* a, const float* b, int HS) {
   return hsum8(acc);
 }
 
+// the 8 dot products sum_e q[e] * k[r * ld + e], r < 8, HS % 8 == 0, as one vector: 8 independent FMA chains,
+// then a transposing horizontal add (the sum order for each r is fixed)
+inline __m256 dot8_rows8(const float* q, const float* k, long ld, int HS) {
+  __m256 a[8];
+  for (int r = 0; r < 8; r++) a[r] = _mm256_setzero_ps();
+  for (int e = 0; e < HS; e += 8) {
+    const __m256 qv = _mm256_loadu_ps(q + e);
+    for (int r = 0; r < 8; r++) a[r] = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k + r * ld + e), a[r]);
+  }
+  const __m256 t0 = _mm256_hadd_ps(_mm256_hadd_ps(a[0], a[1]), _mm256_hadd_ps(a[2], a[3]));
+  const __m256 t1 = _mm256_hadd_ps(_mm256_hadd_ps(a[4], a[5]), _mm256_hadd_ps(a[6], a[7]));
+  return _mm256_add_ps(_mm256_permute2f128_ps(t0, t1, 0x20), _mm256_permute2f128_ps(t0, t1, 0x31));
+}
+
 inline float exp_approx(float x) {
   using namespace expc;
   x = std::fmin(std::fmax(x, lo), hi);
