@@ -3,10 +3,15 @@
 // Both sides run in the same run, interleaved: each round runs a chunk of repetitions of every thread setting of
 // nrt and of PyTorch, alternating sides (and reversing the order every other round), after one warm-up chunk each.
 // A setting's value is the median of all its repetitions; each side is reported at its fastest setting.
+// Then the lines that compare nrt with itself (SPEC §8), from their own scripts: soak.js (soak_rss_growth, issue 9)
+// and engine-http.js (engine_http_overhead, issue 10); --only selects among all names.
 // The table (and progress) goes to stderr; with --json, stdout gets one line per benchmark:
 //   {"name", "nrt", "peer", "unit", "ratio"} with ratio = nrt / peer.
 // Needs dist/ (npx tsc -p tsconfig.json), the addon (native/build) and /usr/bin/python3 with torch.
+import { spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
+import { fileURLToPath } from "node:url";
 import { SETTINGS, trainPeakRss, Worker } from "./_workers.js";
 
 /** The reference model of issue 5 and the workloads' sizes. */
@@ -113,6 +118,41 @@ async function measure(b) {
   return { ...b, all, nrtBest: best(mine), peerBest: best(theirs) };
 }
 
+// Self-compared lines: script, extra arguments, target, and what its two columns are.
+const SELF = [
+  { name: "soak_rss_growth", script: "soak.js", args: [], target: "< 1.05", cols: ["RSS at the end", "at the middle"] },
+  {
+    name: "engine_http_overhead",
+    script: "engine-http.js",
+    args: ["--rounds", String(rounds)],
+    target: "<= 1.2",
+    cols: ["step through HTTP", "in process"],
+  },
+];
+
+/** Runs one self-compared script with --json and returns its SPEC §8 line, or undefined if it printed none. */
+function runSelf(x) {
+  const script = fileURLToPath(new URL(`./${x.script}`, import.meta.url));
+  if (!existsSync(script)) return undefined;
+  log(`  ${x.name}: node bench/${x.script} --json ${x.args.join(" ")}`);
+  const r = spawnSync(process.execPath, [script, "--json", ...x.args], {
+    stdio: ["ignore", "pipe", "inherit"],
+    encoding: "utf8",
+  });
+  const line = r.stdout
+    .split("\n")
+    .filter((l) => l.startsWith("{"))
+    .map((l) => JSON.parse(l))
+    .find((l) => l.name === x.name);
+  if (!line) log(`  ${x.name}: bench/${x.script} exited with ${r.status} and printed no result`);
+  return line;
+}
+
+const meets = (target, ratio) => {
+  const [op, v] = target.split(" ");
+  return { ">=": ratio >= +v, "<=": ratio <= +v, "<": ratio < +v }[op];
+};
+
 const fmt = (x) => (Math.abs(x) >= 100 ? x.toFixed(0) : Math.abs(x) >= 10 ? x.toFixed(1) : x.toFixed(2));
 
 async function main() {
@@ -125,29 +165,39 @@ async function main() {
   log(
     `  F=${REF.intermediateSize}, untied, ${info.params} parameters; batch ${REF.batch}x${REF.seqLen}; rounds ${rounds}`,
   );
-  const results = [];
+  const rows = [];
+  const emit = (row) => {
+    rows.push(row);
+    if (json) {
+      const { name, nrt, peer, unit, ratio } = row;
+      process.stdout.write(
+        `${JSON.stringify({ name, nrt: +fmt(nrt), peer: +fmt(peer), unit, ratio: +ratio.toFixed(3) })}\n`,
+      );
+    }
+  };
+  const detail = [];
   for (const b of BENCHES) {
     if (only.length && !only.includes(b.name)) continue;
     const r = await measure(b);
-    results.push(r);
-    const ratio = r.nrtBest.median / r.peerBest.median;
-    if (json) {
-      const line = { name: r.name, nrt: +fmt(r.nrtBest.median), peer: +fmt(r.peerBest.median), unit: r.unit };
-      process.stdout.write(`${JSON.stringify({ ...line, ratio: +ratio.toFixed(3) })}\n`);
-    }
+    const [nrt, peer] = [r.nrtBest.median, r.peerBest.median];
+    emit({ ...b, nrt, peer, ratio: nrt / peer, labels: [r.nrtBest.label, r.peerBest.label] });
+    detail.push(`  ${r.name}: ${r.all.map((e) => `${e.label} ${fmt(e.median)}`).join("; ")}`);
+  }
+  for (const w of [...workers.nrt, ...workers.peer]) w.close();
+  for (const x of SELF) {
+    if (only.length && !only.includes(x.name)) continue;
+    const line = runSelf(x);
+    if (line) emit({ ...line, target: x.target, labels: x.cols });
   }
   log(`\nload average: ${load0.toFixed(2)} at the start, ${loadavg()[0].toFixed(2)} at the end\n`);
-  const rows = [["benchmark", "nrt", "peer", "unit", "ratio", "target", "nrt setting", "peer setting"]];
-  for (const r of results) {
-    const ratio = r.nrtBest.median / r.peerBest.median;
-    const ok = r.higher ? ratio >= Number(r.target.split(" ")[1]) : ratio <= Number(r.target.split(" ")[1]);
-    rows.push([r.name, fmt(r.nrtBest.median), fmt(r.peerBest.median), r.unit, ratio.toFixed(3)]);
-    rows.at(-1).push(`${r.target} ${ok ? "ok" : "MISSED"}`, r.nrtBest.label, r.peerBest.label);
+  const table = [["benchmark", "nrt", "peer", "unit", "ratio", "target", "nrt setting", "peer setting"]];
+  for (const r of rows) {
+    const verdict = `${r.target} ${meets(r.target, r.ratio) ? "ok" : "MISSED"}`;
+    table.push([r.name, fmt(r.nrt), fmt(r.peer), r.unit, r.ratio.toFixed(3), verdict, ...r.labels]);
   }
-  const width = rows[0].map((_, c) => Math.max(...rows.map((row) => row[c].length)));
-  for (const row of rows) log(row.map((x, c) => x.padEnd(width[c])).join("  "));
-  log("\nmedian of every setting:");
-  for (const r of results) log(`  ${r.name}: ${r.all.map((e) => `${e.label} ${fmt(e.median)}`).join("; ")}`);
+  const width = table[0].map((_, c) => Math.max(...table.map((row) => row[c].length)));
+  for (const row of table) log(row.map((x, c) => x.padEnd(width[c])).join("  "));
+  if (detail.length) log(`\nmedian of every setting:\n${detail.join("\n")}`);
 }
 
 main()
