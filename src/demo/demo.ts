@@ -9,6 +9,7 @@ import { NrtError } from "../errors.js";
 import { type EvalResult, evaluate } from "../eval/evaluate.js";
 import { loadModel } from "../io/load.js";
 import { setThreads } from "../model/native.js";
+import { writeReport } from "../report/report.js";
 import { clock, Progress } from "../util/progress.js";
 import { generate, toJsonl } from "../world/chain.js";
 import type { WorldName } from "../world/question.js";
@@ -84,14 +85,24 @@ export async function demo(o: DemoOptions): Promise<{ rows: DemoRow[]; table: st
 
   const rows: DemoRow[] = [{ name: "base", seconds: 0, eval: baseEval }];
   for (const oc of outcomes) {
+    log(`evaluating ${oc.name}…`);
     const ev = evaluate(loadModel(join(o.out, oc.name)), records, { seed: o.seed });
+    const { questions: _, ...evalJson } = ev;
+    writeFileSync(join(o.out, oc.name, "eval.json"), `${JSON.stringify(evalJson)}\n`);
     rows.push({ name: oc.name, seconds: oc.seconds, eval: ev });
   }
+  const reportPath = join(o.out, "report.html");
+  writeReport(
+    outcomes.map((oc) => join(o.out, oc.name)),
+    reportPath,
+    { names: outcomes.map((oc) => oc.name), title: `nrt demo: ${o.world}` },
+  );
   const table = comparisonTable(rows);
   const samples = sampleSection(rows);
-  const summary = `${table}\n${samples}\nTotal wall time ${clock((Date.now() - t0) / 1000)} on ${o.threads} thread(s).\n`;
+  const summary = `${table}\n${samples}\nTotal wall time ${clock((Date.now() - t0) / 1000)} on ${o.threads} thread(s). Report: ${reportPath}\n`;
   writeFileSync(join(o.out, "summary.md"), summary);
-  writeFileSync(join(o.out, "summary.json"), `${JSON.stringify({ options: o, rows }, null, 2)}\n`);
+  const compact = rows.map((r) => ({ ...r, eval: { ...r.eval, questions: undefined } }));
+  writeFileSync(join(o.out, "summary.json"), `${JSON.stringify({ options: o, rows: compact }, null, 2)}\n`);
   return { rows, table: summary };
 }
 

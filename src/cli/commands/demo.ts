@@ -16,7 +16,7 @@ export function register(program: Command): void {
       "compute threads (methods train in parallel, one thread each)",
       String(os.availableParallelism()),
     )
-    .option("--methods <list>", "comma-separated methods", "sft,rlpr,nrt-ws")
+    .option("--methods <list>", "comma-separated methods", "nrt-ws,rlpr,verifree,sft")
     .option("--steps <n>", "post-training steps per method", "200")
     .option("--eval-n <n>", "held-out questions", "400")
     .option("--seed <n>", "seed", "0")
