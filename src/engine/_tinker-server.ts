@@ -44,6 +44,8 @@ interface RunState {
   step: number;
   /** requests other than create_model so far (load_weights must come first) */
   requests: number;
+  /** no gradient accumulated since the last optim_step */
+  gradsClean: boolean;
   /** the sequences whose forward the native engine holds, while no update has happened since */
   held: { tokens: Int32Array; lens: Int32Array; logprobs: Float32Array } | null;
 }
@@ -91,6 +93,8 @@ export async function startTinkerServer(o: TinkerServerOptions): Promise<TinkerS
   const bySeq = new Map<string, { id: string; body: string }>();
   const weights = new Map<string, { params: Float32Array; m: Float32Array; v: Float32Array; step: number }>();
   const samplers = new Map<string, Model>(); // sampling_session_id or tinker:// path → weights snapshot
+  const sessionsOf = new Map<string, string[]>(); // model_id → its sampling sessions, oldest first
+  const spare: Model[] = []; // snapshots of retired sampling sessions, reused
   const archives = new Map<string, Uint8Array>(); // `${model_id}/${checkpoint}` → tar
   const hits = new Map<string, number>();
   const queue: Job[] = [];
@@ -133,7 +137,9 @@ export async function startTinkerServer(o: TinkerServerOptions): Promise<TinkerS
     queue.push({ id, kind, run, body });
     if (!scheduled) {
       scheduled = true;
-      setTimeout(drain, o.batchWindowMs ?? 1);
+      // a sample request waits a moment for the others of its step; anything else runs as soon as possible
+      if (kind === "sample") setTimeout(drain, o.batchWindowMs ?? 1);
+      else setImmediate(drain);
     }
     return id;
   };
@@ -179,6 +185,7 @@ export async function startTinkerServer(o: TinkerServerOptions): Promise<TinkerS
           step: ++run.step,
         });
         run.grads.fill(0);
+        run.gradsClean = true;
         run.held = null;
         return JSON.stringify({ metrics: { "skyrl.ai/grad_norm": gradNorm, "skyrl.ai/learning_rate": lr } });
       }
@@ -205,7 +212,9 @@ export async function startTinkerServer(o: TinkerServerOptions): Promise<TinkerS
         return JSON.stringify({ type: "load_weights" });
       }
       case "save_weights_for_sampler": {
-        const snap = new Model(run.model.config, run.model.params.slice());
+        const reuse = spare.pop();
+        const snap = reuse ?? new Model(run.model.config, run.model.params.slice());
+        if (reuse) reuse.params.set(run.model.params);
         if (typeof b.path === "string" && b.path) {
           const path = `tinker://${run.id}/${b.path}`;
           samplers.set(path, snap);
@@ -214,6 +223,14 @@ export async function startTinkerServer(o: TinkerServerOptions): Promise<TinkerS
         }
         const sid = `sampling_${randomUUID().slice(0, 8)}`;
         samplers.set(sid, snap);
+        // a run samples from its newest weights: sessions two versions old are retired and their memory reused
+        const mine = [...(sessionsOf.get(run.id) ?? []), sid];
+        while (mine.length > 2) {
+          const old = mine.shift() as string;
+          spare.push(samplers.get(old) as Model);
+          samplers.delete(old);
+        }
+        sessionsOf.set(run.id, mine);
         return JSON.stringify({ path: null, type: "save_weights_for_sampler", sampling_session_id: sid });
       }
       default:
@@ -261,9 +278,13 @@ export async function startTinkerServer(o: TinkerServerOptions): Promise<TinkerS
     }
     let loss = 0;
     if (kind === "forward_backward") {
-      const g = new Float32Array(run.grads.length);
-      loss = run.model.engine.backward(w, g);
-      for (let i = 0; i < g.length; i++) run.grads[i] += g[i]; // Tinker accumulates until optim_step
+      if (run.gradsClean) loss = run.model.engine.backward(w, run.grads);
+      else {
+        const g = new Float32Array(run.grads.length);
+        loss = run.model.engine.backward(w, g);
+        for (let i = 0; i < g.length; i++) run.grads[i] += g[i]; // Tinker accumulates until optim_step
+      }
+      run.gradsClean = false;
       run.held = null;
     } else {
       for (let t = 0; t < w.length; t++) if (w[t] !== 0) loss -= w[t] * logprobs[t];
@@ -389,7 +410,17 @@ export async function startTinkerServer(o: TinkerServerOptions): Promise<TinkerS
         const id = `model_${randomUUID().slice(0, 8)}`;
         const model = new Model(o.model.config, o.model.params.slice());
         const z = () => new Float32Array(model.params.length);
-        const run: RunState = { id, model, grads: z(), m: z(), v: z(), step: 0, requests: 0, held: null };
+        const run: RunState = {
+          id,
+          model,
+          grads: z(),
+          m: z(),
+          v: z(),
+          step: 0,
+          requests: 0,
+          gradsClean: true,
+          held: null,
+        };
         runs.set(id, run);
         const f = future("create_model", body, run);
         return { model_id: id, base_model: o.baseModel, status: "created", request_id: f.request_id };

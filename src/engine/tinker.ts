@@ -54,6 +54,8 @@ export interface TinkerOptions {
 }
 
 type Json = Record<string, unknown>;
+/** sequences first … first + count − 1 of a batch, starting at token `at` */
+type Chunk = { first: number; count: number; at: number };
 const isObj = (x: unknown): x is Json => typeof x === "object" && x !== null && !Array.isArray(x);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -304,8 +306,8 @@ export class TinkerEngine implements Engine {
   }
 
   /** Chunks of whole sequences with at most chunkTokens tokens each (a longer sequence goes alone). */
-  private chunks(batch: SeqBatch): { first: number; count: number; at: number }[] {
-    const out: { first: number; count: number; at: number }[] = [];
+  private chunks(batch: SeqBatch): Chunk[] {
+    const out: Chunk[] = [];
     let at = 0;
     let cur = { first: 0, count: 0, at: 0 };
     let size = 0;
@@ -324,10 +326,10 @@ export class TinkerEngine implements Engine {
     return out;
   }
 
-  /** Sends the batch as forward or forward_backward requests, in order; their results in order. */
-  private async passes(kind: "forward" | "forward_backward", batch: SeqBatch, w: Float32Array | null) {
+  /** Submits the batch as forward or forward_backward requests, in seq_id order; their ids and chunks. */
+  private async submitPasses(kind: "forward" | "forward_backward", batch: SeqBatch, w: Float32Array | null) {
     const path = `/api/v1/${kind}`;
-    const ids: { id: string; chunk: { first: number; count: number; at: number } }[] = [];
+    const ids: { id: string; chunk: Chunk }[] = [];
     for (const c of this.chunks(batch)) {
       const data: string[] = [];
       let at = c.at;
@@ -341,7 +343,12 @@ export class TinkerEngine implements Engine {
       const body = `{"model_id":${JSON.stringify(this.modelId)},"${key}":${input},"seq_id":${++this.seq}}`;
       ids.push({ id: await this.submit(path, body), chunk: c });
     }
-    return Promise.all(ids.map(async ({ id, chunk }) => ({ chunk, out: await this.result(path, id) })));
+    return ids;
+  }
+
+  /** The results of submitted passes, in order. */
+  private passResults(kind: "forward" | "forward_backward", ids: { id: string; chunk: Chunk }[]) {
+    return Promise.all(ids.map(async ({ id, chunk }) => ({ chunk, out: await this.result(`/api/v1/${kind}`, id) })));
   }
 
   /** The per-datum outputs of a forward(_backward) result, checked. */
@@ -355,7 +362,8 @@ export class TinkerEngine implements Engine {
   async score(batch: SeqBatch): Promise<Scored> {
     const path = "/api/v1/forward";
     const logprobs = new Float32Array(batch.tokens.length);
-    for (const { chunk, out } of await this.passes("forward", batch, null)) {
+    const ids = await this.submitPasses("forward", batch, null);
+    for (const { chunk, out } of await this.passResults("forward", ids)) {
       let at = chunk.at;
       const datums = [...batch.lens.subarray(chunk.first, chunk.first + chunk.count)].filter((n) => n >= 2).length;
       const outs = this.outputs(path, out, datums);
@@ -384,13 +392,34 @@ export class TinkerEngine implements Engine {
     // non-finite loss is refused here, before anything is sent
     let predicted = 0;
     for (const w of weights) if (!Number.isFinite(w)) predicted = Number.NaN;
-    if (this.scored?.batch === batch)
+    const known = this.scored?.batch === batch;
+    if (this.scored && known)
       for (let t = 0; t < weights.length; t++) if (weights[t] !== 0) predicted -= weights[t] * this.scored.logprobs[t];
     this.scored = null;
     if (!Number.isFinite(predicted)) return { loss: predicted, gradNorm: null, applied: false };
     const fb = "/api/v1/forward_backward";
+    const ids = await this.submitPasses("forward_backward", batch, weights);
+    // with the loss known to be finite, optim_step goes right behind (the server runs requests in seq_id order),
+    // saving a round trip; otherwise it waits for the server's loss
+    const optim = () =>
+      this.submit("/api/v1/optim_step", {
+        model_id: this.modelId,
+        adam_params: {
+          learning_rate: o.lr,
+          beta1: o.beta1,
+          beta2: o.beta2,
+          eps: o.eps,
+          weight_decay: o.weightDecay,
+          grad_clip_norm: o.clip,
+        },
+        seq_id: ++this.seq,
+        type: "optim_step",
+      });
+    const early = known ? await optim() : null;
+    const earlyResult = early ? this.result("/api/v1/optim_step", early) : null;
+    earlyResult?.catch(() => {}); // awaited below, after the loss; an error then is the one reported
     let loss = 0;
-    for (const { chunk, out } of await this.passes("forward_backward", batch, weights)) {
+    for (const { chunk, out } of await this.passResults("forward_backward", ids)) {
       const m = isObj(out.metrics) ? out.metrics : {};
       if (typeof m["loss:sum"] === "number") loss += m["loss:sum"];
       else {
@@ -402,22 +431,10 @@ export class TinkerEngine implements Engine {
     if (!Number.isFinite(loss))
       throw this.fail(
         fb,
-        `the loss came back ${loss}: the server now holds a non-finite gradient that nothing can clear; resume the run ` +
-          "from its last checkpoint (nrt train --resume)",
+        `the loss came back ${loss}: the server's gradient${early ? " and weights are" : " is"} no longer usable and ` +
+          "nothing can clear it; resume the run from its last checkpoint (nrt train --resume)",
       );
-    const r = await this.run("/api/v1/optim_step", {
-      model_id: this.modelId,
-      adam_params: {
-        learning_rate: o.lr,
-        beta1: o.beta1,
-        beta2: o.beta2,
-        eps: o.eps,
-        weight_decay: o.weightDecay,
-        grad_clip_norm: o.clip,
-      },
-      seq_id: ++this.seq,
-      type: "optim_step",
-    });
+    const r = await (earlyResult ?? this.result("/api/v1/optim_step", await optim()));
     this.adamStep++;
     const metrics = isObj(r.metrics) ? r.metrics : {};
     const key = Object.keys(metrics).find((k) => /(^|[/_.])grad_norm(:|$)/.test(k));
