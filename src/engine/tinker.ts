@@ -54,6 +54,8 @@ export interface TinkerOptions {
 }
 
 type Json = Record<string, unknown>;
+/** datums per forward(_backward) request at most (the tinker SDK's fwdbwd_max_chunk_len) */
+const MAX_DATUMS = 1024;
 /** sequences first … first + count − 1 of a batch, starting at token `at` */
 type Chunk = { first: number; count: number; at: number };
 const isObj = (x: unknown): x is Json => typeof x === "object" && x !== null && !Array.isArray(x);
@@ -305,7 +307,10 @@ export class TinkerEngine implements Engine {
     return { tokens, stopId: -1, logprobs, entropy: null };
   }
 
-  /** Chunks of whole sequences with at most chunkTokens tokens each (a longer sequence goes alone). */
+  /**
+   * Chunks of whole sequences with at most chunkTokens tokens and MAX_DATUMS sequences each (a longer sequence goes
+   * alone); the loss is a sum, so the server's gradients accumulated over the chunks are the whole batch's.
+   */
   private chunks(batch: SeqBatch): Chunk[] {
     const out: Chunk[] = [];
     let at = 0;
@@ -313,7 +318,7 @@ export class TinkerEngine implements Engine {
     let size = 0;
     for (let s = 0; s < batch.lens.length; s++) {
       const n = batch.lens[s];
-      if (cur.count > 0 && size + n > this.o.chunkTokens) {
+      if (cur.count > 0 && (size + n > this.o.chunkTokens || cur.count === MAX_DATUMS)) {
         out.push(cur);
         cur = { first: s, count: 0, at };
         size = 0;

@@ -12,7 +12,7 @@ import { setThreads } from "../../src/model/native.js";
 import { resolveObjective } from "../../src/nrt/methods.js";
 import { sampleParams, toTraces } from "../../src/rollout/rollout.js";
 import { packNrtBatch, type QuestionGroup, scorePacked } from "../../src/train/nrt-batch.js";
-import { trainAsync } from "../../src/train/trainer.js";
+import { train, trainAsync } from "../../src/train/trainer.js";
 import { expectAllclose } from "../helpers/allclose.js";
 import { config, metrics, setup, withoutTiming } from "../reliability/_setup.js";
 
@@ -124,6 +124,21 @@ describe("tinker engine over HTTP", () => {
       atol: 1e-6,
       what: "weights after chunked steps",
     });
+  });
+
+  it("the synchronous train() refuses a remote engine, naming the way out", () => {
+    const cfg = config({ model: modelDir, data, out: join(dir, "run-sync"), engine: "tinker", engineUrl: server.url });
+    expect(() => train(cfg)).toThrow(/the tinker engine answers asynchronously: use trainAsync/);
+  });
+
+  it("the start-up probe stops a run whose server holds another model", async () => {
+    const other = loadModelDir(modelDir).model;
+    for (let i = 0; i < other.params.length; i += 7) other.params[i] *= 1.5;
+    const local = loadModel(modelDir);
+    const probe = [1, ...local.tokenizer.encode("a1,b+2;b"), local.tokenizer.answerStartId as number, 2];
+    await expect(openTinker(other, tinkerOptions({ probe }))).rejects.toThrow(
+      /tinker engine, POST http:\/\/127\.0\.0\.1:\d+\/api\/v1\/forward: the server's nrt-tiny is not the local model: mean \|Δ log p\| = /,
+    );
   });
 
   it("nrt train --engine tinker gives the in-process run's metrics and final model", async () => {
