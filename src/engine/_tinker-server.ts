@@ -8,7 +8,8 @@
  *
  * Requests run one at a time in arrival order; sample requests waiting together run as one native batch (each
  * stream with its own seed, so batching does not change what is drawn). A forward_backward on exactly the
- * sequences of the previous forward, with no update between, reuses that forward's activations.
+ * sequences of the previous forward, with no update between, reuses that forward's activations. A run keeps its
+ * two newest sampling sessions (save_weights_for_sampler without a path); older ones are retired.
  */
 import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";

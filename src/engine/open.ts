@@ -1,9 +1,13 @@
-/** The engine a training configuration asks for, opened (and, for a resumed run, restored from its checkpoint). */
+/**
+ * The engine a training configuration asks for, opened (and, for a resumed run, restored from its checkpoint), and
+ * the AdamW settings it is given for each update.
+ */
 import type { TrainConfig } from "../config/train-config.js";
 import { NrtError } from "../errors.js";
 import type { Model } from "../model/model.js";
 import { loadOptimizer, type TrainerState } from "../train/checkpoint.js";
-import type { Engine, MaybePromise } from "./engine.js";
+import { lrAt } from "../train/schedule.js";
+import type { Engine, MaybePromise, OptimStep } from "./engine.js";
 import { NativeEngine } from "./native.js";
 import { openTinker } from "./tinker.js";
 
@@ -39,4 +43,23 @@ export function openEngine(
     resume: ckpt ? { statePath: remote?.state_path as string, updates: ckpt.state.adamStep } : undefined,
     probe,
   });
+}
+
+/** The AdamW settings of the engine's next update: the schedule's lr at step updates + 1. */
+export function optimStepOf(cfg: TrainConfig, updates: number): OptimStep {
+  const schedule = {
+    lr: cfg.lr,
+    warmupSteps: cfg.warmupSteps,
+    totalSteps: cfg.steps,
+    kind: cfg.schedule,
+    minRatio: cfg.minLrRatio,
+  };
+  return {
+    lr: lrAt(schedule, updates + 1),
+    beta1: cfg.beta1,
+    beta2: cfg.beta2,
+    eps: cfg.adamEps,
+    weightDecay: cfg.weightDecay,
+    clip: cfg.clip,
+  };
 }

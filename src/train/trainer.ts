@@ -17,8 +17,8 @@ import { join } from "node:path";
 import type { TrainConfig } from "../config/train-config.js";
 import { type Example, recordExamples } from "../data/format.js";
 import { readQaFile } from "../data/qa.js";
-import { type Engine, type OptimStep, type Pending, wait } from "../engine/engine.js";
-import { openEngine } from "../engine/open.js";
+import { type Engine, type Pending, wait } from "../engine/engine.js";
+import { openEngine, optimStepOf } from "../engine/open.js";
 import { NrtError } from "../errors.js";
 import { writeFileAtomic } from "../io/atomic.js";
 import { chatTemplateOf, type LoadedModel, loadModel, withAnswerStart } from "../io/load.js";
@@ -33,7 +33,6 @@ import { DataOrder, stepSeed } from "./data-order.js";
 import { lossTerms, type Metrics, nrtMetrics } from "./metrics.js";
 import { packNrtBatch, packSft, type QuestionGroup, ratioWeights, type ScoredBatch, scorePacked } from "./nrt-batch.js";
 import { RUN_CONFIG, SAMPLES_FILE } from "./run-dir.js";
-import { lrAt } from "./schedule.js";
 
 /** Hooks for library users: a callback per step and their own examples instead of `data`. */
 export interface TrainHooks {
@@ -272,25 +271,6 @@ function nonFinite(xs: Record<string, number>): string | null {
   return bad.length ? `non-finite ${bad.map(([k, v]) => `${k} (${v})`).join(" and ")}` : null;
 }
 
-/** The AdamW settings of the engine's next update: the schedule's lr at step updates + 1. */
-function optimStep(cfg: TrainConfig, updates: number): OptimStep {
-  const schedule = {
-    lr: cfg.lr,
-    warmupSteps: cfg.warmupSteps,
-    totalSteps: cfg.steps,
-    kind: cfg.schedule,
-    minRatio: cfg.minLrRatio,
-  };
-  return {
-    lr: lrAt(schedule, updates + 1),
-    beta1: cfg.beta1,
-    beta2: cfg.beta2,
-    eps: cfg.adamEps,
-    weightDecay: cfg.weightDecay,
-    clip: cfg.clip,
-  };
-}
-
 /** What was not finite in a step the engine refused to apply, e.g. "non-finite loss (NaN)". */
 function refused(loss: number, gradNorm: number | null, lossName = "loss"): string {
   return (
@@ -352,14 +332,14 @@ function* nrtStep(
       reward: scored.scores[0].R[k],
     })),
   );
-  const o = optimStep(cfg, engine.updates);
+  const o = optimStepOf(cfg, engine.updates);
   const r = yield* wait(engine.step(scored.seqs, scored.weights, o));
   if (!r.applied) return refused(r.loss, r.gradNorm);
   const old = scored.forward.logprobs;
   for (let u = 1; u < cfg.updatesPerBatch; u++) {
     const now = (yield* wait(engine.score(scored.seqs))).logprobs;
     const w = ratioWeights(scored, old, now);
-    const ru = yield* wait(engine.step(scored.seqs, w, optimStep(cfg, engine.updates)));
+    const ru = yield* wait(engine.step(scored.seqs, w, optimStepOf(cfg, engine.updates)));
     if (!ru.applied) return refused(ru.loss, ru.gradNorm, `loss of update ${u + 1}`);
   }
   const t3 = performance.now();
@@ -385,7 +365,7 @@ function* sftStep(
 ): Generator<Pending, Metrics | string, unknown> {
   const t0 = performance.now();
   const b = packSft(batch, answerStartId);
-  const o = optimStep(cfg, engine.updates);
+  const o = optimStepOf(cfg, engine.updates);
   const r = yield* wait(engine.step(b.seqs, b.weights, o));
   if (!r.applied) return refused(r.loss, r.gradNorm);
   const t1 = performance.now();
