@@ -1,4 +1,5 @@
-// `npm run bench [-- --json] [--rounds N] [--only a,b]`: nrt against PyTorch on this machine (SPEC §8, issue 5).
+// `npm run bench [-- --json] [--rounds N] [--only a,b] [--check]`: nrt against PyTorch on this machine (SPEC §8,
+// issue 5). --check: exit code 1 when a ratio misses its target (otherwise only errors fail the run).
 //
 // Both sides run in the same run, interleaved: each round runs a chunk of repetitions of every thread setting of
 // nrt and of PyTorch, alternating sides (and reversing the order every other round), after one warm-up chunk each.
@@ -36,6 +37,7 @@ const argv = process.argv.slice(2);
 const json = argv.includes("--json");
 const opt = (flag, def) => (argv.includes(flag) ? argv[argv.indexOf(flag) + 1] : def);
 const rounds = Number(opt("--rounds", "5"));
+const check = argv.includes("--check");
 const only = opt("--only", "")
   .split(",")
   .filter((s) => s);
@@ -197,6 +199,7 @@ async function main() {
   }
   const width = table[0].map((_, c) => Math.max(...table.map((row) => row[c].length)));
   for (const row of table) log(row.map((x, c) => x.padEnd(width[c])).join("  "));
+  if (check && rows.some((r) => !meets(r.target, r.ratio))) process.exitCode = 1;
   if (detail.length) log(`\nmedian of every setting:\n${detail.join("\n")}`);
 }
 
