@@ -6,7 +6,6 @@
 //   {"name":"engine_http_overhead","nrt":<ms via HTTP>,"peer":<ms in process>,"unit":"ms","ratio":nrt/peer}
 // Needs dist/ (npx tsc -p tsconfig.json) and the addon.
 import { spawn } from "node:child_process";
-import { availableParallelism } from "node:os";
 import { createInterface } from "node:readline";
 import { NativeEngine } from "../dist/engine/native.js";
 import { openTinker } from "../dist/engine/tinker.js";
@@ -33,7 +32,9 @@ const json = argv.includes("--json");
 const opt = (flag, def) => (argv.includes(flag) ? argv[argv.indexOf(flag) + 1] : def);
 const rounds = Number(opt("--rounds", "5"));
 const reps = Number(opt("--reps", "2"));
-const threads = Number(opt("--threads", String(Math.min(2, availableParallelism()))));
+// one compute thread by default: what is measured is the ratio, and with two processes (client and server) their
+// OpenMP threads would contend for the cores (on a shared 2-core machine, 2 threads make both sides ~8x slower)
+const threads = Number(opt("--threads", "1"));
 const log = (s) => process.stderr.write(`${s}\n`);
 const median = (a) => {
   const s = [...a].sort((x, y) => x - y);
