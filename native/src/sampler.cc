@@ -113,7 +113,8 @@ void model_forward_cached(float* logits, KVCache& kv, const Config& c, const flo
   grow(kv.xo, (size_t)n_out * C);
   grow(kv.ho, (size_t)n_out * C);
   grow(kv.ro, n_out);
-  for (int r = 0; r < n_out; r++) std::memcpy(kv.xo.data() + (size_t)r * C, x + (size_t)out_rows[r] * C, sizeof(float) * C);
+  for (int r = 0; r < n_out; r++)
+    std::memcpy(kv.xo.data() + (size_t)r * C, x + (size_t)out_rows[r] * C, sizeof(float) * C);
   rmsnorm_forward(kv.ho.data(), kv.ro.data(), kv.xo.data(), P + o.final_norm, n_out, C, c.eps);
   matmul_forward(logits, kv.ho.data(), P + o.lm_head, n_out, C, c.V, false);
 }

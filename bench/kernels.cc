@@ -1,0 +1,111 @@
+// Per-kernel timings of the vectorised attention against its naive oracle, with the largest difference between
+// the two (relative to the largest value), plus SwiGLU and cross-entropy, on the reference step's shapes
+// (B=16, T=64, NH=4, HS=32, F=384, V=512). Plain C++ over native/src/kernels, no Node:
+//   g++ -std=c++17 -O3 -march=native -fopenmp -fno-math-errno -Inative/src bench/kernels.cc
+//       native/src/kernels/{attention,swiglu,xent}.cc -o /tmp/nrt-kernels && OMP_NUM_THREADS=1 /tmp/nrt-kernels
+// (one command line)
+// Exits 1 if the fast and naive attention differ by more than 1e-5 of the scale.
+#include <omp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <random>
+#include <vector>
+
+#include "kernels/kernels.h"
+
+using namespace nrt;
+
+static double now() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+static double rel_maxdiff(const std::vector<float>& a, const std::vector<float>& b) {
+  double m = 0, s = 0;
+  for (size_t i = 0; i < a.size(); i++) {
+    m = std::max(m, (double)std::fabs(a[i] - b[i]));
+    s = std::max(s, (double)std::fabs(b[i]));
+  }
+  return s > 0 ? m / s : m;
+}
+
+// best of `reps` timings of f(), in ms
+template <typename Fn>
+static double best_ms(int reps, Fn f) {
+  double best = 1e30;
+  for (int r = 0; r < reps; r++) {
+    double t = now();
+    f();
+    best = std::min(best, now() - t);
+  }
+  return best * 1e3;
+}
+
+int main() {
+  std::mt19937 rng(1);
+  std::normal_distribution<float> nd(0, 1);
+  bool ok = true;
+  // fast vs naive on ragged sequences, MHA/GQA/MQA, head sizes 8..32, with and without a window
+  const int cases[][4] = {{4, 4, 32, 0}, {4, 2, 16, 0}, {4, 1, 8, 3}, {4, 4, 32, 5}, {2, 2, 24, 0}};
+  for (const auto& cs : cases) {
+    const int NH = cs[0], NKV = cs[1], HS = cs[2], W = cs[3];
+    const std::vector<int> lens = {9, 1, 24, 6, 64, 17};
+    const int S = (int)lens.size();
+    std::vector<int32_t> ss(S + 1, 0);
+    std::vector<int64_t> ao(S + 1, 0);
+    for (int s = 0; s < S; s++) ss[s + 1] = ss[s] + lens[s], ao[s + 1] = ao[s] + (int64_t)NH * lens[s] * lens[s];
+    const int N = ss[S], QKV = (NH + 2 * NKV) * HS, Q = NH * HS;
+    std::vector<float> qkv((size_t)N * QKV), dout((size_t)N * Q);
+    for (auto& x : qkv) x = nd(rng);
+    for (auto& x : dout) x = nd(rng);
+    std::vector<float> o1(N * Q), o2(N * Q), a1(ao[S]), a2(ao[S]), d1(N * QKV, 0.5f), d2(N * QKV, 0.5f);
+    std::vector<float> d3(N * QKV, 7.0f), d4(N * QKV, 0.0f);
+    attention_forward(o1.data(), a1.data(), qkv.data(), ss.data(), ao.data(), S, NH, NKV, HS, W);
+    attention_forward_naive(o2.data(), a2.data(), qkv.data(), ss.data(), ao.data(), S, NH, NKV, HS, W);
+    attention_backward(d1.data(), dout.data(), a1.data(), qkv.data(), ss.data(), ao.data(), S, NH, NKV, HS, W);
+    attention_backward_naive(d2.data(), dout.data(), a2.data(), qkv.data(), ss.data(), ao.data(), S, NH, NKV, HS, W);
+    attention_backward_set(d3.data(), dout.data(), a1.data(), qkv.data(), ss.data(), ao.data(), S, NH, NKV, HS, W);
+    attention_backward_naive(d4.data(), dout.data(), a2.data(), qkv.data(), ss.data(), ao.data(), S, NH, NKV, HS, W);
+    const double e[4] = {rel_maxdiff(o1, o2), rel_maxdiff(a1, a2), rel_maxdiff(d1, d2), rel_maxdiff(d3, d4)};
+    for (double x : e) ok = ok && x < 1e-5;
+    printf("attention NH=%d NKV=%d HS=%d W=%d  fast vs naive: out %.1e att %.1e dqkv %.1e (set %.1e)\n", NH, NKV, HS,
+           W, e[0], e[1], e[2], e[3]);
+  }
+
+  const int S = 16, T = 64, NH = 4, HS = 32, N = S * T, QKV = 3 * NH * HS, Q = NH * HS, F = 384, V = 512;
+  std::vector<int32_t> ss(S + 1);
+  std::vector<int64_t> ao(S + 1);
+  for (int s = 0; s <= S; s++) ss[s] = s * T, ao[s] = (int64_t)s * NH * T * T;
+  std::vector<float> qkv((size_t)N * QKV), dout((size_t)N * Q), o((size_t)N * Q), a(ao[S]), d((size_t)N * QKV);
+  for (auto& x : qkv) x = nd(rng);
+  for (auto& x : dout) x = nd(rng);
+  printf("\nreference shapes, %d thread(s), best of 20, ms per layer:\n", omp_get_max_threads());
+  float *po = o.data(), *pa = a.data(), *pq = qkv.data(), *pd = d.data(), *pdy = dout.data();
+  const int32_t* pss = ss.data();
+  const int64_t* pao = ao.data();
+  printf("  attention forward   %6.3f  (naive %6.3f)\n",
+         best_ms(20, [&] { attention_forward(po, pa, pq, pss, pao, S, NH, NH, HS, 0); }),
+         best_ms(20, [&] { attention_forward_naive(po, pa, pq, pss, pao, S, NH, NH, HS, 0); }));
+  printf("  attention backward  %6.3f  (naive %6.3f)\n",
+         best_ms(20, [&] { attention_backward_set(pd, pdy, pa, pq, pss, pao, S, NH, NH, HS, 0); }),
+         best_ms(20, [&] { attention_backward_naive(pd, pdy, pa, pq, pss, pao, S, NH, NH, HS, 0); }));
+  std::vector<float> gu((size_t)N * 2 * F), act((size_t)N * F), dgu((size_t)N * 2 * F), lg((size_t)N * V), lg2;
+  std::vector<float> lse(N), lp(N), en(N), w(N, 1.0f);
+  std::vector<int32_t> tg(N);
+  for (auto& x : gu) x = nd(rng);
+  for (auto& x : lg) x = nd(rng);
+  for (int i = 0; i < N; i++) tg[i] = i % V;
+  printf("  swiglu forward      %6.3f\n", best_ms(20, [&] { swiglu_forward(act.data(), gu.data(), N, F); }));
+  printf("  swiglu backward     %6.3f\n",
+         best_ms(20, [&] { swiglu_backward_set(dgu.data(), act.data(), gu.data(), N, F); }));
+  printf("  xent forward        %6.3f  (whole step)\n",
+         best_ms(20, [&] { xent_forward(lse.data(), lp.data(), en.data(), lg.data(), tg.data(), N, V); }));
+  printf("  xent backward       %6.3f  (whole step)\n", best_ms(20, [&] {
+           lg2 = lg;
+           xent_backward_inplace(lg2.data(), lse.data(), tg.data(), w.data(), N, V);
+         }));
+  if (!ok) printf("FAILED: fast and naive attention differ by more than 1e-5 of the scale\n");
+  return ok ? 0 : 1;
+}
