@@ -7,6 +7,17 @@ export type { Example } from "./data/format.js";
 export { plainExamples } from "./data/format.js";
 export type { QaRecord } from "./data/qa.js";
 export { readQaFile } from "./data/qa.js";
+export type {
+  Engine,
+  EngineState,
+  OptimStep,
+  Sampled,
+  SampleParams,
+  Scored,
+  SeqBatch,
+  StepResult,
+} from "./engine/engine.js";
+export { EngineError } from "./engine/engine.js";
 export { NrtError } from "./errors.js";
 export type { EvalOptions, EvalResult, EvalSample } from "./eval/evaluate.js";
 export { evaluate } from "./eval/evaluate.js";
