@@ -84,6 +84,9 @@ let cached: NativeModule | undefined;
 /** The compiled addon (native/build/Release/nrt_native.node), loaded once. */
 export function native(): NativeModule {
   if (!cached) {
+    // libgomp spins at every barrier by default, which makes a two-thread step several times slower whenever
+    // another process holds a core (bench/README.md); passive waiting is the robust default. Read at load time.
+    process.env.OMP_WAIT_POLICY ??= "passive";
     const require = createRequire(import.meta.url);
     try {
       cached = require("../../native/build/Release/nrt_native.node") as NativeModule;
