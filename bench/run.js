@@ -5,7 +5,8 @@
 // nrt and of PyTorch, alternating sides (and reversing the order every other round), after one warm-up chunk each.
 // A setting's value is the median of all its repetitions; each side is reported at its fastest setting.
 // Then the lines that compare nrt with itself (SPEC §8), from their own scripts: soak.js (soak_rss_growth, issue 9)
-// and engine-http.js (engine_http_overhead, issue 10); --only selects among all names.
+// and engine-http.js (engine_http_overhead, issue 10); and nrt-step.js (nrt_step, issue 6: one full NRT step against
+// a PyTorch one, bench/peer_nrt_step.py, with its phase split on stderr); --only selects among all names.
 // The table (and progress) goes to stderr; with --json, stdout gets one line per benchmark:
 //   {"name", "nrt", "peer", "unit", "ratio"} with ratio = nrt / peer.
 // Needs dist/ (npx tsc -p tsconfig.json), the addon (native/build) and /usr/bin/python3 with torch.
@@ -129,6 +130,14 @@ const SELF = [
     args: ["--rounds", String(rounds)],
     target: "<= 1.2",
     cols: ["step through HTTP", "in process"],
+  },
+  // not self-compared, but a script of its own too: nrt-step.js runs its nrt and PyTorch workers interleaved
+  {
+    name: "nrt_step",
+    script: "nrt-step.js",
+    args: ["--rounds", String(rounds)],
+    target: "<= 1.0",
+    cols: ["fastest nrt setting", "fastest PyTorch setting"],
   },
 ];
 
