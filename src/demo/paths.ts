@@ -1,17 +1,7 @@
-import { existsSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
+import { packageRoot } from "../util/package-root.js";
 
-/** The package root (where models/ and bin/ live), from dist/ or src/ alike. */
-export function packageRoot(): string {
-  let d = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(d, "package.json"))) {
-    const up = dirname(d);
-    if (up === d) throw new Error("cannot find the nrt package root");
-    d = up;
-  }
-  return d;
-}
+export { packageRoot };
 
 /** The shipped base model of a world: models/<world>-base. */
 export function shippedBase(world: string): string {

@@ -26,6 +26,7 @@ import { saveModelDir } from "../io/model-dir.js";
 import { setThreads } from "../model/native.js";
 import { methods, type NrtObjective, resolveObjective } from "../nrt/methods.js";
 import { sampleParams, type Trace, toTraces } from "../rollout/rollout.js";
+import { packageRoot } from "../util/package-root.js";
 import { Progress } from "../util/progress.js";
 import { checkAlarms } from "./alarms.js";
 import { checkpointName, latestCheckpoint, saveCheckpoint } from "./checkpoint.js";
@@ -401,8 +402,28 @@ function truncateMetrics(path: string, lastStep: number): void {
   writeFileAtomic(path, keep.join(""));
 }
 
+/** nrt's version, Node's, and the installed versions of nrt's runtime dependencies, for run_config.json. */
 function versions(): Record<string, string> {
-  return { node: process.version, nrt: "0.1.0" };
+  const root = packageRoot();
+  const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as {
+    version: string;
+    dependencies?: Record<string, string>;
+  };
+  const out: Record<string, string> = {
+    nrt: pkg.version,
+    node: process.version,
+    platform: `${process.platform}-${process.arch}`,
+  };
+  for (const dep of Object.keys(pkg.dependencies ?? {})) {
+    try {
+      out[dep] = (
+        JSON.parse(readFileSync(join(root, "node_modules", dep, "package.json"), "utf8")) as { version: string }
+      ).version;
+    } catch {
+      out[dep] = "not found";
+    }
+  }
+  return out;
 }
 
 export { TIMING as isTimingKey };

@@ -4,11 +4,13 @@ import { join } from "node:path";
 import { describe, expect, test } from "vitest";
 import { resolveFields } from "../../src/config/schema.js";
 import { type TrainConfig, trainFields } from "../../src/config/train-config.js";
+import { shippedBase } from "../../src/demo/paths.js";
 import { saveModelDir } from "../../src/io/model-dir.js";
 import { llamaConfig } from "../../src/model/config.js";
 import { Model } from "../../src/model/model.js";
 import { CHAR_IDS, CHAR_VOCAB_SIZE, charTokenizerJson } from "../../src/tokenizer/char-tokenizer-json.js";
 import { isTimingKey, train } from "../../src/train/trainer.js";
+import { generate, toJsonl } from "../../src/world/chain.js";
 
 /** A tiny random model with the SPEC §7 char tokenizer, and a toy QA file. */
 function setup(): { dir: string; model: string; data: string } {
@@ -104,5 +106,29 @@ describe("nrt train", () => {
     train(config({ model: s.model, data: s.data, out: d, steps: 3, seed: 5 }));
     const a = metrics(join(s.dir, "a")).slice(0, 3).map(withoutTiming);
     expect(metrics(d).map(withoutTiming)).not.toEqual(a);
+  });
+});
+
+describe("nrt train on the shipped chain2 base", () => {
+  // The reasoning task NRT is for: the base answers hard questions poorly at once but well after a trace, so
+  // NRT-WS's reward (hard answer tokens weigh −log b) rises as the model learns to reason.
+  test("an nrt-ws run raises the mean reward", () => {
+    const dir = mkdtempSync(join(tmpdir(), "nrt-base-"));
+    const data = join(dir, "train.jsonl");
+    writeFileSync(data, toJsonl(generate({ world: "chain2", split: "train", n: 4000, k: [3, 6], seed: 1 })));
+    const out = join(dir, "run");
+    train(
+      resolveFields(
+        trainFields,
+        undefined,
+        { model: shippedBase("chain2"), data, out, steps: 40, progress: false, threads: 1, seed: 0 },
+        "test",
+      ) as TrainConfig,
+    );
+    const m = metrics(out);
+    const avg = (xs: Record<string, number>[], k: string) => xs.reduce((a, x) => a + x[k], 0) / xs.length;
+    const [first, last] = [m.slice(0, 8), m.slice(-8)];
+    expect(avg(last, "reward/mean")).toBeGreaterThan(1.3 * avg(first, "reward/mean"));
+    expect(avg(last, "trace/rate")).toBeGreaterThan(avg(first, "trace/rate") + 0.3);
   });
 });
