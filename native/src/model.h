@@ -74,7 +74,10 @@ double model_backward(Activations& acts, const Config& c, const float* params, f
 // ---- KV-cache inference (sampler.cc)
 struct KVCache {
   int B = 0, T = 0;       // streams, positions per stream
-  std::vector<float> k, v;  // (L, B, T, KV)
+  // slots per stream: T, or with a sliding window W < T/2 a ring of 2W slots (position p in slot p % S), so that
+  // sampling past the window holds O(W) keys and values, not O(T)
+  int S = 0;
+  std::vector<float> k, v;  // (L, B, S, KV)
   // model_forward_cached's activations for n tokens, kept between calls so that a sampling step allocates nothing
   std::vector<float> x, h, rstd, qkv, y, gu, a, rope_cos, rope_sin, xo, ho, ro;
 };

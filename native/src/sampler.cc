@@ -15,8 +15,9 @@ namespace nrt {
 void kvcache_init(KVCache& kv, const Config& c, int B, int T) {
   kv.B = B;
   kv.T = T;
-  kv.k.assign((size_t)c.L * B * T * c.KV(), 0.0f);
-  kv.v.assign((size_t)c.L * B * T * c.KV(), 0.0f);
+  kv.S = c.window > 0 && 2 * c.window < T ? 2 * c.window : T;
+  kv.k.assign((size_t)c.L * B * kv.S * c.KV(), 0.0f);
+  kv.v.assign((size_t)c.L * B * kv.S * c.KV(), 0.0f);
 }
 
 static void grow(std::vector<float>& v, size_t n) {
@@ -26,8 +27,9 @@ static void grow(std::vector<float>& v, size_t n) {
 // tokens(n) at (stream(n), pos(n)); cache (L, B, T, KV); logits (n_out, V) for rows out_rows(n_out)
 // Attention per (token, query head) over its stream's cached positions: with AVX2 and HS % 8 == 0, 8-wide dot
 // products, vecmath's exp and a register-accumulated weighted sum of V rows; otherwise plain loops.
-void model_forward_cached(float* logits, KVCache& kv, const Config& c, const float* P, const int32_t* tokens,
-                          const int32_t* stream, const int32_t* pos, int n, const int32_t* out_rows, int n_out) {
+static void forward_cached_chunk(float* logits, KVCache& kv, const Config& c, const float* P, const int32_t* tokens,
+                                 const int32_t* stream, const int32_t* pos, int n, const int32_t* out_rows,
+                                 int n_out) {
   const int C = c.C, F = c.F, Q = c.Q(), KV = c.KV(), QKV = c.QKV(), HS = c.HS, group = c.NH / c.NKV;
   const float scale = 1.0f / std::sqrt((float)HS);
   for (int i = 0; i < n; i++)
@@ -48,13 +50,13 @@ void model_forward_cached(float* logits, KVCache& kv, const Config& c, const flo
   embedding_forward(x, tokens, P + o.embed, n, C);
   for (int l = 0; l < c.L; l++) {
     const LayerOffsets& lo = o.layers[l];
-    float* K = kv.k.data() + (size_t)l * kv.B * kv.T * KV;
-    float* Vc = kv.v.data() + (size_t)l * kv.B * kv.T * KV;
+    float* K = kv.k.data() + (size_t)l * kv.B * kv.S * KV;
+    float* Vc = kv.v.data() + (size_t)l * kv.B * kv.S * KV;
     rmsnorm_forward(h, rstd, x, P + lo.in_norm, n, C, c.eps);
     matmul_forward(qkv, h, P + lo.wqkv, n, C, QKV, false);
     rope_forward_table(qkv, kv.rope_cos.data(), kv.rope_sin.data(), n, QKV, 0, c.NH + c.NKV, HS);
     for (int i = 0; i < n; i++) {
-      size_t at = ((size_t)stream[i] * kv.T + pos[i]) * KV;
+      size_t at = ((size_t)stream[i] * kv.S + pos[i] % kv.S) * KV;
       std::memcpy(K + at, qkv + (size_t)i * QKV + Q, sizeof(float) * KV);
       std::memcpy(Vc + at, qkv + (size_t)i * QKV + Q + KV, sizeof(float) * KV);
     }
@@ -67,9 +69,28 @@ void model_forward_cached(float* logits, KVCache& kv, const Config& c, const flo
           const int kvh = hh / group, pi = pos[i];
           const int lo_j = c.window > 0 && pi - c.window + 1 > 0 ? pi - c.window + 1 : 0, m = pi + 1 - lo_j;
           const float* q = qkv + (size_t)i * QKV + hh * HS;
-          const float* Ks = K + (size_t)stream[i] * kv.T * KV + kvh * HS;
-          const float* Vs = Vc + (size_t)stream[i] * kv.T * KV + kvh * HS;
+          const float* Ks = K + (size_t)stream[i] * kv.S * KV + kvh * HS;
+          const float* Vs = Vc + (size_t)stream[i] * kv.S * KV + kvh * HS;
           float* yo = y + (size_t)i * Q + hh * HS;
+          if (kv.S < kv.T) {  // ring of S slots: plain loops over position j in slot j % S
+            float mx = -INFINITY;
+            for (int j = lo_j; j <= pi; j++) {
+              const float* kr = Ks + (size_t)(j % kv.S) * KV;
+              float d = 0.0f;
+              for (int e = 0; e < HS; e++) d += q[e] * kr[e];
+              p[j] = d * scale;
+              mx = std::max(mx, p[j]);
+            }
+            float sum = 0.0f;
+            for (int j = lo_j; j <= pi; j++) sum += (p[j] = std::exp(p[j] - mx));
+            for (int e = 0; e < HS; e++) yo[e] = 0.0f;
+            for (int j = lo_j; j <= pi; j++) {
+              const float w = p[j] / sum;
+              const float* vr = Vs + (size_t)(j % kv.S) * KV;
+              for (int e = 0; e < HS; e++) yo[e] += w * vr[e];
+            }
+            continue;
+          }
 #ifdef NRT_AVX2
           if (HS % 8 == 0) {
             int j = lo_j;
@@ -117,6 +138,37 @@ void model_forward_cached(float* logits, KVCache& kv, const Config& c, const flo
     std::memcpy(kv.xo.data() + (size_t)r * C, x + (size_t)out_rows[r] * C, sizeof(float) * C);
   rmsnorm_forward(kv.ho.data(), kv.ro.data(), kv.xo.data(), P + o.final_norm, n_out, C, c.eps);
   matmul_forward(logits, kv.ho.data(), P + o.lm_head, n_out, C, c.V, false);
+}
+
+// With a ring of S slots, the tokens of one pass may span at most S - W + 1 positions (a key is overwritten
+// only once no query of the pass can still see it), so a longer pass (a long prompt) is run in position chunks.
+void model_forward_cached(float* logits, KVCache& kv, const Config& c, const float* P, const int32_t* tokens,
+                          const int32_t* stream, const int32_t* pos, int n, const int32_t* out_rows, int n_out) {
+  int lo = 0, hi = 0;
+  for (int i = 0; i < n; i++) lo = i == 0 ? pos[i] : std::min(lo, pos[i]), hi = i == 0 ? pos[i] : std::max(hi, pos[i]);
+  const int span = kv.S - c.window + 1;
+  if (kv.S == kv.T || n == 0 || hi - lo < span) {
+    forward_cached_chunk(logits, kv, c, P, tokens, stream, pos, n, out_rows, n_out);
+    return;
+  }
+  std::vector<int32_t> where(n, -1);  // logits row of each token, if asked for
+  for (int r = 0; r < n_out; r++) where[out_rows[r]] = r;
+  std::vector<int32_t> tk, st, ps, rows, dest;
+  std::vector<float> out;
+  for (int from = lo; from <= hi; from += span) {
+    tk.clear(), st.clear(), ps.clear(), rows.clear(), dest.clear();
+    for (int i = 0; i < n; i++)
+      if (pos[i] >= from && pos[i] < from + span) {
+        if (where[i] >= 0) rows.push_back((int32_t)tk.size()), dest.push_back(where[i]);
+        tk.push_back(tokens[i]), st.push_back(stream[i]), ps.push_back(pos[i]);
+      }
+    if (tk.empty()) continue;
+    out.resize(rows.size() * (size_t)c.V);
+    forward_cached_chunk(out.data(), kv, c, P, tk.data(), st.data(), ps.data(), (int)tk.size(), rows.data(),
+                         (int)rows.size());
+    for (size_t r = 0; r < rows.size(); r++)
+      std::memcpy(logits + (size_t)dest[r] * c.V, out.data() + r * c.V, sizeof(float) * c.V);
+  }
 }
 
 // splitmix64: one independent stream of uniform numbers per sequence, so a stream's tokens do not depend on
