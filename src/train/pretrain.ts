@@ -131,7 +131,14 @@ export function pretrain(c: PretrainConfig, onStep?: (step: number, loss: number
     progress.update(step, { loss: ema });
     onStep?.(step, loss);
     if (step % c.checkpointEvery === 0 && step < c.steps)
-      saveCheckpoint(c.out, model, { "tokenizer.json": tokJson }, opt, { step, nanSkipped: 0, extra: { rng: rng.state() } }, 1);
+      saveCheckpoint(
+        c.out,
+        model,
+        { "tokenizer.json": tokJson },
+        opt,
+        { step, nanSkipped: 0, extra: { rng: rng.state() } },
+        1,
+      );
   }
   progress.done();
   const final = join(c.out, "final");
