@@ -41,13 +41,15 @@ function command(side, s) {
 
 /** One worker process; ask() sends a command and resolves with its one-line JSON answer. */
 export class Worker {
-  constructor(side, setting) {
+  /** `spec` (a whole command line and environment) replaces the default `command(side, setting)` + "serve". */
+  constructor(side, setting, spec) {
     this.side = side;
     this.setting = setting;
     this.label = label(side, setting);
     this.waiting = [];
-    const { cmd, args, env } = command(side, setting);
-    this.proc = spawn(cmd, [...args, "serve"], { env, stdio: ["pipe", "pipe", "inherit"] });
+    const dflt = spec ? null : command(side, setting);
+    const { cmd, args, env } = spec ?? { ...dflt, args: [...dflt.args, "serve"] };
+    this.proc = spawn(cmd, args, { env, stdio: ["pipe", "pipe", "inherit"] });
     createInterface({ input: this.proc.stdout }).on("line", (line) => {
       const w = this.waiting.shift();
       const ans = JSON.parse(line);

@@ -27,7 +27,6 @@
 // and, in the same format, one line per phase of the two best settings:
 //   {"name":"nrt_step_rollout"|"nrt_step_score"|"nrt_step_update","nrt":ms,"peer":ms,"unit":"ms","ratio"}
 // Needs dist/ (npx tsc -p tsconfig.json), the addon and /usr/bin/python3 with torch.
-import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -41,7 +40,7 @@ import { resolveObjective } from "../dist/nrt/methods.js";
 import { sampleParams, toTraces } from "../dist/rollout/rollout.js";
 import { packNrtBatch, scorePacked } from "../dist/train/nrt-batch.js";
 import { Rng } from "../dist/util/rng.js";
-import { label, PYTHON, SETTINGS } from "./_workers.js";
+import { PYTHON, SETTINGS, Worker } from "./_workers.js";
 
 /** The reference model of issue 5 and the step's sizes. */
 const REF = {
@@ -194,13 +193,8 @@ function nrtWorker(dir, threads) {
 // ---- the driver ----------------------------------------------------------------------------------------------------
 
 /** One worker process (an nrt or PyTorch thread setting) answering one JSON command a line. */
-class Worker {
+class StepWorker extends Worker {
   constructor(side, setting, dir) {
-    this.side = side;
-    this.setting = setting;
-    this.label = label(side, setting);
-    this.waiting = [];
-    this.values = [];
     const env = { ...process.env, OMP_NUM_THREADS: String(setting.threads) };
     if (setting.passive) env.OMP_WAIT_POLICY = "passive";
     else delete env.OMP_WAIT_POLICY;
@@ -211,29 +205,8 @@ class Worker {
       cmd = PYTHON;
       args = [here("./peer_nrt_step.py"), "--threads", `${setting.threads}`, "serve", dir];
     }
-    this.proc = spawn(cmd, args, { env, stdio: ["pipe", "pipe", "inherit"] });
-    createInterface({ input: this.proc.stdout }).on("line", (line) => {
-      const w = this.waiting.shift();
-      const ans = JSON.parse(line);
-      if (ans.error) w?.reject(new Error(`${this.label}: ${ans.error}`));
-      else w?.resolve(ans);
-    });
-    const fail = (e) => {
-      for (const w of this.waiting.splice(0)) w.reject(e);
-    };
-    this.proc.on("exit", (code) => fail(new Error(`${this.label}: worker exited with code ${code}`)));
-    this.proc.on("error", fail);
-  }
-
-  ask(cmd) {
-    return new Promise((resolve, reject) => {
-      this.waiting.push({ resolve, reject });
-      this.proc.stdin.write(`${JSON.stringify(cmd)}\n`);
-    });
-  }
-
-  close() {
-    this.proc.stdin.end();
+    super(side, setting, { cmd, args, env });
+    this.values = [];
   }
 }
 
@@ -270,7 +243,7 @@ async function main() {
   const workers = [];
   try {
     const { params } = writeJob(dir);
-    for (const side of ["nrt", "peer"]) for (const s of SETTINGS[side]) workers.push(new Worker(side, s, dir));
+    for (const side of ["nrt", "peer"]) for (const s of SETTINGS[side]) workers.push(new StepWorker(side, s, dir));
     const mine = workers.filter((w) => w.side === "nrt");
     const theirs = workers.filter((w) => w.side === "peer");
     const info = await theirs[0].ask({ op: "info" });
