@@ -3,13 +3,14 @@
  * room), evaluate the base and every result on held-out questions, and print one comparison table with sample
  * traces before and after. Each method's run is an ordinary run directory, DIR/<method>/.
  */
-import { mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { NrtError } from "../errors.js";
 import { type EvalResult, evaluate } from "../eval/evaluate.js";
 import { loadModel } from "../io/load.js";
 import { setThreads } from "../model/native.js";
 import { writeReport } from "../report/report.js";
+import { RUN_CONFIG } from "../train/run-dir.js";
 import { clock, Progress } from "../util/progress.js";
 import { generate, toJsonl } from "../world/chain.js";
 import type { WorldName } from "../world/question.js";
@@ -71,6 +72,14 @@ export async function demo(o: DemoOptions): Promise<{ rows: DemoRow[]; table: st
       base,
     );
 
+  for (const m of o.methods) {
+    const dir = join(o.out, m);
+    if (!existsSync(dir)) continue;
+    if (!existsSync(join(dir, RUN_CONFIG)))
+      throw new NrtError("exists and is not an nrt run directory; choose another --out", dir);
+    log(`replacing the earlier demo run ${dir}`);
+    rmSync(dir, { recursive: true, force: true });
+  }
   const specs = o.methods.map((m) =>
     trainRunSpec(m, { base, data: trainPath, outDir: join(o.out, m), method: m, steps: o.steps, seed: o.seed }),
   );
