@@ -1,51 +1,24 @@
 /** Shared fixtures of the reliability tests: a tiny model and QA file, the CLI, run-directory snapshots. */
 import { spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { resolveFields } from "../../src/config/schema.js";
 import { type TrainConfig, trainFields } from "../../src/config/train-config.js";
-import { saveModelDir } from "../../src/io/model-dir.js";
-import { llamaConfig } from "../../src/model/config.js";
-import { Model } from "../../src/model/model.js";
-import { CHAR_IDS, CHAR_VOCAB_SIZE, charTokenizerJson } from "../../src/tokenizer/char-tokenizer-json.js";
 import { isTimingKey } from "../../src/train/trainer.js";
 
 export const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 export const BIN = join(ROOT, "bin", "nrt.js");
 
-/** The toy questions of test/train (SPEC §7's form), one JSON object each. */
-export const QA_LINES = ["a1,b+2;b", "a3,b*2;b", "a5,b+1;b", "a2,b*3;b", "a7,b+3;b", "a4,b+4;b"].map((q) => {
-  const [a, op, x] = [Number(q[1]), q[4], Number(q[5])];
-  const v = op === "+" ? (a + x) % 10 : (a * x) % 10;
-  return JSON.stringify({ question: q, answer: `b=${v}` });
-});
+import { TINY, setup as tinySetup } from "../helpers/tiny-run.js";
+
+export { QA_LINES, TINY } from "../helpers/tiny-run.js";
 
 /** A fresh temp directory holding `model/` (tiny random Llama, char tokenizer) and `train.jsonl`. */
 export function setup(prefix = "nrt-rel-"): { dir: string; model: string; data: string } {
-  const dir = mkdtempSync(join(tmpdir(), prefix));
-  const model = join(dir, "model");
-  const cfg = llamaConfig({
-    vocabSize: CHAR_VOCAB_SIZE,
-    hiddenSize: 32,
-    numLayers: 2,
-    numHeads: 2,
-    numKvHeads: 1,
-    intermediateSize: 64,
-    bosTokenId: CHAR_IDS.bos,
-    eosTokenId: CHAR_IDS.eos,
-    answerStartTokenId: CHAR_IDS.answerStart,
-  });
-  saveModelDir(model, Model.init(cfg, 3, 0.1), { "tokenizer.json": JSON.stringify(charTokenizerJson()) });
-  const data = join(dir, "train.jsonl");
-  writeFileSync(data, `${QA_LINES.join("\n")}\n`);
-  return { dir, model, data };
+  return tinySetup(prefix);
 }
-
-/** Small, fast settings (as in test/train) over the schema's defaults. */
-export const TINY = { progress: false, threads: 1, groupSize: 4, promptsPerStep: 3, maxTraceTokens: 8, lr: 3e-3 };
 
 /** The same settings as `nrt train` flags. */
 export const TINY_FLAGS = [

@@ -5,46 +5,12 @@ import { describe, expect, test } from "vitest";
 import { resolveFields } from "../../src/config/schema.js";
 import { type TrainConfig, trainFields } from "../../src/config/train-config.js";
 import { shippedBase } from "../../src/demo/paths.js";
-import { saveModelDir } from "../../src/io/model-dir.js";
-import { llamaConfig } from "../../src/model/config.js";
-import { Model } from "../../src/model/model.js";
-import { CHAR_IDS, CHAR_VOCAB_SIZE, charTokenizerJson } from "../../src/tokenizer/char-tokenizer-json.js";
 import { isTimingKey, train } from "../../src/train/trainer.js";
 import { generate, toJsonl } from "../../src/world/chain.js";
-
-/** A tiny random model with the SPEC §7 char tokenizer, and a toy QA file. */
-function setup(): { dir: string; model: string; data: string } {
-  const dir = mkdtempSync(join(tmpdir(), "nrt-train-"));
-  const model = join(dir, "model");
-  const cfg = llamaConfig({
-    vocabSize: CHAR_VOCAB_SIZE,
-    hiddenSize: 32,
-    numLayers: 2,
-    numHeads: 2,
-    numKvHeads: 1,
-    intermediateSize: 64,
-    bosTokenId: CHAR_IDS.bos,
-    eosTokenId: CHAR_IDS.eos,
-    answerStartTokenId: CHAR_IDS.answerStart,
-  });
-  saveModelDir(model, Model.init(cfg, 3, 0.1), { "tokenizer.json": JSON.stringify(charTokenizerJson()) });
-  const qa = ["a1,b+2;b", "a3,b*2;b", "a5,b+1;b", "a2,b*3;b", "a7,b+3;b", "a4,b+4;b"].map((q) => {
-    const [a, op, x] = [Number(q[1]), q[4], Number(q[5])];
-    const v = op === "+" ? (a + x) % 10 : (a * x) % 10;
-    return JSON.stringify({ question: q, answer: `b=${v}` });
-  });
-  const data = join(dir, "train.jsonl");
-  writeFileSync(data, `${qa.join("\n")}\n`);
-  return { dir, model, data };
-}
+import { setup, TINY } from "../helpers/tiny-run.js";
 
 function config(over: Record<string, unknown>): TrainConfig {
-  return resolveFields(
-    trainFields,
-    undefined,
-    { progress: false, threads: 1, groupSize: 4, promptsPerStep: 3, maxTraceTokens: 8, lr: 3e-3, ...over },
-    "test",
-  ) as TrainConfig;
+  return resolveFields(trainFields, undefined, { ...TINY, ...over }, "test") as TrainConfig;
 }
 
 function metrics(out: string): Record<string, number>[] {
