@@ -39,6 +39,19 @@ function command(side, s) {
   return { cmd: PYTHON, args: [here("./peer_torch.py"), "--threads", `${s.threads}`], env };
 }
 
+/** A worker's side of the line protocol: one JSON command a line on stdin, one JSON answer a line on stdout. */
+export function serveLines(answer) {
+  createInterface({ input: process.stdin }).on("line", (line) => {
+    let ans;
+    try {
+      ans = answer(JSON.parse(line));
+    } catch (e) {
+      ans = { error: String(e?.stack ?? e) };
+    }
+    process.stdout.write(`${JSON.stringify(ans)}\n`);
+  });
+}
+
 /** One worker process; ask() sends a command and resolves with its one-line JSON answer. */
 export class Worker {
   /** `spec` (a whole command line and environment) replaces the default `command(side, setting)` + "serve". */

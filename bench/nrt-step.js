@@ -30,7 +30,6 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
-import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { NativeEngine } from "../dist/engine/native.js";
 import { llamaConfig } from "../dist/model/config.js";
@@ -40,7 +39,7 @@ import { resolveObjective } from "../dist/nrt/methods.js";
 import { sampleParams, toTraces } from "../dist/rollout/rollout.js";
 import { packNrtBatch, scorePacked } from "../dist/train/nrt-batch.js";
 import { Rng } from "../dist/util/rng.js";
-import { PYTHON, SETTINGS, Worker } from "./_workers.js";
+import { PYTHON, SETTINGS, serveLines, Worker } from "./_workers.js";
 
 /** The reference model of issue 5 and the step's sizes. */
 const REF = {
@@ -179,15 +178,7 @@ function nrtWorker(dir, threads) {
         return { error: `unknown op ${cmd.op}` };
     }
   };
-  createInterface({ input: process.stdin }).on("line", (line) => {
-    let ans;
-    try {
-      ans = answer(JSON.parse(line));
-    } catch (e) {
-      ans = { error: String(e?.stack ?? e) };
-    }
-    process.stdout.write(`${JSON.stringify(ans)}\n`);
-  });
+  serveLines(answer);
 }
 
 // ---- the driver ----------------------------------------------------------------------------------------------------

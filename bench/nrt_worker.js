@@ -4,10 +4,10 @@
 //   {"op": "train", "reps", "config"}        -> {"values": [ms per step]}
 //   {"op": "sample", "reps", "config"}       -> {"values": [tokens/s per run]}
 // and `node nrt_worker.js --threads T rss JSON` trains JSON.steps steps and prints {"maxrss_mb"}.
-import { createInterface } from "node:readline";
 import { Model } from "../dist/model/model.js";
 import { native } from "../dist/model/native.js";
 import { modelConfig, NrtBench, NrtTrainer } from "./_nrt.js";
+import { serveLines } from "./_workers.js";
 
 const argv = process.argv.slice(2);
 const threads = Number(argv[argv.indexOf("--threads") + 1]);
@@ -37,13 +37,5 @@ if (mode === "rss") {
         return { error: `unknown op ${cmd.op}` };
     }
   };
-  createInterface({ input: process.stdin }).on("line", (line) => {
-    let ans;
-    try {
-      ans = answer(JSON.parse(line));
-    } catch (e) {
-      ans = { error: String(e?.stack ?? e) };
-    }
-    process.stdout.write(`${JSON.stringify(ans)}\n`);
-  });
+  serveLines(answer);
 }
