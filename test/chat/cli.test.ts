@@ -1,6 +1,7 @@
 // `nrt chat` through bin/nrt.js with piped stdin (the compiled dist/, rebuilt when older than the sources it covers).
+
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, statSync } from "node:fs";
+import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -12,25 +13,12 @@ import { saveModelDir } from "../../src/io/model-dir.js";
 import { llamaConfig } from "../../src/model/config.js";
 import { Model } from "../../src/model/model.js";
 import { CHAR_IDS, CHAR_VOCAB_SIZE, charTokenizerJson } from "../../src/tokenizer/char-tokenizer-json.js";
+import { ensureBuilt as ensureBuiltFor } from "../helpers/ensure-built.js";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 
 function ensureBuilt(): void {
-  const sources = [
-    "src/cli/main.ts",
-    "src/cli/commands/chat.ts",
-    "src/io/load.ts",
-    "src/data/format.ts",
-    ...readdirSync(join(ROOT, "src/chat")).map((f) => `src/chat/${f}`),
-  ];
-  const stale = () =>
-    sources.filter((s) => {
-      const out = join(ROOT, "dist", s.slice(4).replace(/\.ts$/, ".js"));
-      return !existsSync(out) || statSync(out).mtimeMs < statSync(join(ROOT, s)).mtimeMs;
-    });
-  if (stale().length === 0) return;
-  const r = spawnSync("npx", ["tsc", "-p", "tsconfig.json"], { cwd: ROOT, encoding: "utf8" });
-  if (stale().length > 0) throw new Error(`dist/ is stale for ${stale().join(", ")}:\n${r.stdout}${r.stderr}`);
+  ensureBuiltFor("src/cli/commands/chat.ts");
 }
 
 /** A tiny random model with the SPEC §7 char tokenizer (and extra files, e.g. a tokenizer_config.json). */

@@ -1,9 +1,10 @@
 // `nrt eval` through bin/nrt.js (the compiled dist/, rebuilt when older than the sources this test covers).
+
 import { spawnSync } from "node:child_process";
-import { existsSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { beforeAll, describe, expect, it } from "vitest";
+import { ensureBuilt as ensureBuiltFor } from "../helpers/ensure-built.js";
 import { tinyModelDir, writeJsonl } from "./_tiny-model.js";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
@@ -22,19 +23,7 @@ const SPEC_KEYS = [
 ];
 
 function ensureBuilt(): void {
-  const sources = [
-    "src/cli/main.ts",
-    "src/cli/commands/eval.ts",
-    ...readdirSync(join(ROOT, "src/eval")).map((f) => `src/eval/${f}`),
-  ];
-  const stale = () =>
-    sources.filter((s) => {
-      const out = join(ROOT, "dist", s.slice(4).replace(/\.ts$/, ".js"));
-      return !existsSync(out) || statSync(out).mtimeMs < statSync(join(ROOT, s)).mtimeMs;
-    });
-  if (stale().length === 0) return;
-  const r = spawnSync("npx", ["tsc", "-p", "tsconfig.json"], { cwd: ROOT, encoding: "utf8" });
-  if (stale().length > 0) throw new Error(`dist/ is stale for ${stale().join(", ")}:\n${r.stdout}${r.stderr}`);
+  ensureBuiltFor("src/cli/commands/eval.ts");
 }
 
 function nrt(args: string[]) {

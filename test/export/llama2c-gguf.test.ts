@@ -1,8 +1,9 @@
 // End to end through the CLI: `nrt import llama2c` on the real stories260K, then `nrt export --format gguf`.
 // llama2.c and llama.cpp both keep q/k rows interleaved, so the GGUF's attn_q/attn_k must hold llama2.c's own
 // wq/wk bytes: this checks the direction of both permutations against an outside layout, not against each other.
+
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -10,6 +11,7 @@ import { gguf } from "@huggingface/gguf";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ggufTensorF32, readGguf } from "../../src/export/gguf-read.js";
 import { readLlama2cVocab } from "../../src/import/llama2c-tokenizer.js";
+import { ensureBuilt as ensureBuiltFor } from "../helpers/ensure-built.js";
 import { llama2cEncode } from "../import/llama2c-oracle.js";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
@@ -19,23 +21,8 @@ const TOK = join(SHARED, "tok512.bin");
 const tmp = mkdtempSync(join(tmpdir(), "nrt-llama2c-gguf-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-/** bin/nrt.js runs dist/: rebuild (the project's `npx tsc`) when a source of these commands is newer than its output. */
 function ensureBuilt(): void {
-  const sources = [
-    "cli/main",
-    "cli/commands/import",
-    "cli/commands/export",
-    ...readdirSync(join(ROOT, "src", "export")).map((f) => `export/${f.replace(/\.ts$/, "")}`),
-    ...readdirSync(join(ROOT, "src", "import")).map((f) => `import/${f.replace(/\.ts$/, "")}`),
-  ];
-  const stale = () =>
-    sources.filter((s) => {
-      const out = join(ROOT, "dist", `${s}.js`);
-      return !existsSync(out) || statSync(out).mtimeMs < statSync(join(ROOT, "src", `${s}.ts`)).mtimeMs;
-    });
-  if (stale().length === 0) return;
-  const r = spawnSync("npx", ["tsc", "-p", "tsconfig.json"], { cwd: ROOT, encoding: "utf8" });
-  if (stale().length > 0) throw new Error(`dist/ is stale for ${stale().join(", ")} after npx tsc:\n${r.stdout}`);
+  ensureBuiltFor("src/cli/commands/import.ts", "src/cli/commands/export.ts");
 }
 
 function nrt(...args: string[]): { code: number | null; stdout: string; stderr: string } {

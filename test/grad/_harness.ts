@@ -1,53 +1,26 @@
 // Shared by the test/grad suites (not a test file): a current build of bin/nrt.js, the PyTorch oracle
 // dev/ref/nrt_grad_ref.py, random model directories and SPEC §6 batches, and readers for what both write.
 // A missing /usr/bin/python3 or torch is an error, never a skip.
+
 import { execFileSync, spawnSync } from "node:child_process";
-import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { saveModelDir } from "../../src/io/model-dir.js";
 import { readSafetensors } from "../../src/io/safetensors.js";
 import { llamaConfig, type ModelConfig } from "../../src/model/config.js";
 import { Model } from "../../src/model/model.js";
 import { Rng } from "../../src/util/rng.js";
+import { ensureBuilt as ensureBuiltFor } from "../helpers/ensure-built.js";
 
 export const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 export const PYTHON = "/usr/bin/python3";
 const REF = join(ROOT, "dev/ref/nrt_grad_ref.py");
 const NRT = join(ROOT, "bin/nrt.js");
 
-/**
- * The sources `nrt grad` runs: the static-import closure of src/cli/main.ts and src/cli/commands/grad.ts (main.ts
- * loads only the command it runs). Returns those whose compiled dist/ .js is missing or older than the .ts.
- */
-function staleSources(): string[] {
-  const seen = new Set<string>();
-  const stale: string[] = [];
-  const visit = (rel: string): void => {
-    if (seen.has(rel)) return;
-    seen.add(rel);
-    const src = join(ROOT, rel);
-    const out = join(ROOT, "dist", rel.slice("src/".length).replace(/\.ts$/, ".js"));
-    if (!existsSync(out) || statSync(out).mtimeMs < statSync(src).mtimeMs) stale.push(rel);
-    for (const m of readFileSync(src, "utf8").matchAll(/^(?:import|export)[^;]*?from\s+"(\.[^"]+)\.js"/gms))
-      visit(join(dirname(rel), `${m[1]}.ts`));
-  };
-  visit("src/cli/main.ts");
-  visit("src/cli/commands/grad.ts");
-  return stale;
-}
-
-/**
- * Makes sure bin/nrt.js runs the current sources: when one of them is newer than its dist/ output, runs the
- * project's build (`npx tsc -p tsconfig.json`; type errors elsewhere in the tree do not stop tsc from emitting).
- */
+/** Makes sure bin/nrt.js runs the current sources of `nrt grad` (see test/helpers/ensure-built.ts). */
 export function ensureBuilt(): void {
-  if (staleSources().length === 0) return;
-  const r = spawnSync("npx", ["tsc", "-p", "tsconfig.json"], { cwd: ROOT, encoding: "utf8" });
-  const still = staleSources();
-  if (still.length > 0) {
-    throw new Error(`dist/ is stale for ${still.join(", ")} even after npx tsc:\n${r.stdout}${r.stderr}`);
-  }
+  ensureBuiltFor("src/cli/commands/grad.ts");
 }
 
 /** Fails loudly (never skips) without /usr/bin/python3 + torch + numpy. */
