@@ -11,7 +11,9 @@ export const AGGREGATIONS = ["logp", "prob", "gm", "am", "ws_inv", "ws_nlog"] as
 export const BASELINES = ["none", "clip"] as const;
 export const ADVANTAGES = ["group_std", "rloo", "loo_mean"] as const;
 export const TOKEN_WEIGHTS = ["fixed", "derived", "reward", "none"] as const;
-export const ENGINES = ["native", "tinker"] as const;
+export const ENGINES = ["native", "tinker", "openai-split"] as const;
+export const SAMPLERS = ["vllm", "sglang"] as const;
+export const LEARNERS = ["native", "tinker"] as const;
 
 /** Every setting of `nrt train`: the config file (snake_case), the CLI flags (kebab-case) and `--help` come from here. */
 export const trainFields = {
@@ -52,9 +54,13 @@ export const trainFields = {
   engine: field(
     z.enum(ENGINES),
     "native",
-    "who samples, scores and trains: native (in process) or tinker (docs/scale.md)",
+    "who samples, scores and trains: native (in process), tinker, or openai-split (vLLM/SGLang samples; docs/scale.md)",
   ),
-  engineUrl: field(z.string(), "", "the engine server's base URL (--engine tinker), e.g. http://127.0.0.1:8000"),
+  engineUrl: field(
+    z.string(),
+    "",
+    "the Tinker server's base URL (--engine tinker, or --learner tinker), e.g. http://127.0.0.1:8000",
+  ),
   engineModel: field(
     z.string(),
     "",
@@ -64,6 +70,25 @@ export const trainFields = {
   engineTimeout: field(num().gt(0), 120, "seconds an engine request may take before it is retried"),
   engineRetries: field(int(0), 4, "retries of a failed engine request (exponential back-off from 0.5 s)"),
   engineChunkTokens: field(int(2), 65536, "most tokens per forward/forward_backward request; larger batches are split"),
+  sampler: field(z.enum(SAMPLERS), "vllm", "--engine openai-split: the sampling server's protocol, vllm or sglang"),
+  samplerUrl: field(
+    z.string(),
+    "",
+    "--engine openai-split: the sampling server's base URL, e.g. http://127.0.0.1:8001",
+  ),
+  samplerModel: field(z.string(), "", "--engine openai-split, vllm: the served model name (default: its only one)"),
+  samplerDir: field(
+    z.string(),
+    "",
+    "--engine openai-split: the model directory the server loads; nrt rewrites it after each update",
+  ),
+  samplerReload: field(
+    z.string(),
+    "auto",
+    "how the server reloads samplerDir: auto (vllm: /collective_rpc reload_weights; sglang: /update_weights_from_disk), none, or a POST path",
+  ),
+  samplerScores: field(bool(), false, "--engine openai-split: score (rewards, π_old) on the sampling server too"),
+  learner: field(z.enum(LEARNERS), "native", "--engine openai-split: who trains, native (in process) or tinker"),
 } satisfies Fields;
 
 export type TrainConfig = ValuesOf<typeof trainFields>;

@@ -16,9 +16,11 @@ import { NrtError } from "../errors.js";
 import { parseHfConfig } from "../io/hf-config.js";
 import { parseSafetensors } from "../io/safetensors.js";
 import type { Model } from "../model/model.js";
+import { mapLimit } from "../util/map-limit.js";
 import { HttpClient } from "./_http.js";
 import { untar } from "./_tar.js";
 import { datumText, type SampledSequenceJson, tensorData } from "./_tinker-wire.js";
+import { type Chunk, chunkSequences } from "./chunks.js";
 import {
   type Engine,
   EngineError,
@@ -56,8 +58,6 @@ export interface TinkerOptions {
 type Json = Record<string, unknown>;
 /** datums per forward(_backward) request at most (the tinker SDK's fwdbwd_max_chunk_len) */
 const MAX_DATUMS = 1024;
-/** sequences first … first + count − 1 of a batch, starting at token `at` */
-type Chunk = { first: number; count: number; at: number };
 const isObj = (x: unknown): x is Json => typeof x === "object" && x !== null && !Array.isArray(x);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -307,28 +307,9 @@ export class TinkerEngine implements Engine {
     return { tokens, stopId: -1, logprobs, entropy: null };
   }
 
-  /**
-   * Chunks of whole sequences with at most chunkTokens tokens and MAX_DATUMS sequences each (a longer sequence goes
-   * alone); the loss is a sum, so the server's gradients accumulated over the chunks are the whole batch's.
-   */
+  /** the loss is a sum, so the server's gradients accumulated over the chunks are the whole batch's */
   private chunks(batch: SeqBatch): Chunk[] {
-    const out: Chunk[] = [];
-    let at = 0;
-    let cur = { first: 0, count: 0, at: 0 };
-    let size = 0;
-    for (let s = 0; s < batch.lens.length; s++) {
-      const n = batch.lens[s];
-      if (cur.count > 0 && (size + n > this.o.chunkTokens || cur.count === MAX_DATUMS)) {
-        out.push(cur);
-        cur = { first: s, count: 0, at };
-        size = 0;
-      }
-      cur.count++;
-      size += n;
-      at += n;
-    }
-    if (cur.count > 0) out.push(cur);
-    return out;
+    return chunkSequences(batch.lens, this.o.chunkTokens, MAX_DATUMS);
   }
 
   /** Submits the batch as forward or forward_backward requests, in seq_id order; their ids and chunks. */
@@ -525,17 +506,4 @@ function detail(text: string): string {
     if (j.detail !== undefined) return typeof j.detail === "string" ? j.detail : JSON.stringify(j.detail).slice(0, 300);
   } catch {}
   return text.slice(0, 300) || "(empty body)";
-}
-
-async function mapLimit<T, R>(xs: readonly T[], limit: number, f: (x: T, i: number) => Promise<R>): Promise<R[]> {
-  const out = new Array<R>(xs.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < xs.length) {
-      const i = next++;
-      out[i] = await f(xs[i], i);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, xs.length) }, worker));
-  return out;
 }

@@ -8,7 +8,8 @@ export interface Alarm {
 
 /**
  * Checks one step's metrics, with the history of earlier steps, for: most traces truncated (no learning signal),
- * most groups with zero reward variance (zero gradient), trace entropy or length collapsing toward zero.
+ * most groups with zero reward variance (zero gradient), trace entropy or length collapsing toward zero, and the
+ * sampler's log-probabilities drifting from the learner's (a sampling server that missed a weight update).
  */
 export function checkAlarms(m: Metrics, history: readonly Metrics[]): Alarm[] {
   const out: Alarm[] = [];
@@ -18,6 +19,15 @@ export function checkAlarms(m: Metrics, history: readonly Metrics[]): Alarm[] {
     out.push({
       name: "zero_variance",
       message: `${pct(m["adv/zero_std_frac"])} of groups have zero reward variance (no gradient)`,
+    });
+  const gap = m["sampler/logprob_gap"];
+  const gap0 = history.find((h) => h["sampler/logprob_gap"] !== undefined)?.["sampler/logprob_gap"];
+  if (gap !== undefined && gap0 !== undefined && !(gap <= Math.max(GAP_FLOOR, 3 * gap0)))
+    out.push({
+      name: "sampler_drift",
+      message:
+        `the sampler's log-probabilities of the traces differ from the learner's by ${gap.toFixed(4)} nats per token` +
+        ` (first step: ${gap0.toFixed(4)}): is the sampling server reloading the weights?`,
     });
   const first = history.find((h) => (h["trace/len_mean"] ?? 0) > 0);
   if (first && history.length >= 10) {
@@ -36,5 +46,8 @@ export function checkAlarms(m: Metrics, history: readonly Metrics[]): Alarm[] {
   }
   return out;
 }
+
+/** a sampler–learner gap (nats per token) below this never alarms: float32 noise, bf16 rounding on a GPU server */
+const GAP_FLOOR = 0.05;
 
 const pct = (x: number): string => `${Math.round(100 * x)}%`;

@@ -46,6 +46,29 @@ export function nrtMetrics(traces: readonly Trace[][], b: ScoredBatch): Metrics 
   };
 }
 
+/**
+ * The gap between the sampler's and the learner's log-probabilities of the same trace tokens: mean and largest
+ * |log π_sampler(z_t) − log π_learner(z_t)| over every trace token of the step. In process it is float32 noise; with
+ * a sampling server it shows precision (bf16), kernels, and above all a sampler that missed a weight update.
+ */
+export function samplerGap(traces: readonly Trace[][], b: ScoredBatch): Metrics {
+  const lp = b.forward.logprobs;
+  let sum = 0;
+  let max = 0;
+  let n = 0;
+  for (const s of b.spans) {
+    const t = traces[s.group][s.k];
+    const a = s.start + s.promptLen;
+    for (let j = 0; j < s.traceLen; j++) {
+      const d = Math.abs(t.logprobs[j] - lp[a + j]);
+      sum += d;
+      if (!(d <= max)) max = d; // NaN propagates
+      n++;
+    }
+  }
+  return n ? { "sampler/logprob_gap": sum / n, "sampler/logprob_gap_max": max } : {};
+}
+
 /** The three terms of SPEC §4's loss (each already divided by G·K), from the scores and log-probabilities. */
 export function lossTerms(b: ScoredBatch): Metrics {
   const lp = b.forward.logprobs;

@@ -31,7 +31,7 @@ import { Progress } from "../util/progress.js";
 import { checkAlarms } from "./alarms.js";
 import { checkpointName, latestCheckpoint, saveCheckpoint } from "./checkpoint.js";
 import { DataOrder, stepSeed } from "./data-order.js";
-import { lossTerms, type Metrics, nrtMetrics } from "./metrics.js";
+import { lossTerms, type Metrics, nrtMetrics, samplerGap } from "./metrics.js";
 import { packNrtBatch, packSft, type QuestionGroup, ratioWeights, type ScoredBatch, scorePacked } from "./nrt-batch.js";
 import { RUN_CONFIG, SAMPLES_FILE } from "./run-dir.js";
 
@@ -78,6 +78,7 @@ const RESUME_FREE = new Set([
   "engineUrl",
   "engineTimeout",
   "engineRetries",
+  "samplerUrl",
 ]);
 
 /**
@@ -189,7 +190,7 @@ function* runSteps(
   const objective = objectiveOf(cfg);
   // the engine, checked (a server: its health, model and state) before anything is written to the run directory
   const probe = examples.length > 0 ? [...examples[0].prompt, answerStartId, ...examples[0].answer] : undefined;
-  const engine: Engine = yield* wait(openEngine(cfg, model, ckpt, probe));
+  const engine: Engine = yield* wait(openEngine(cfg, model, ckpt, probe, modelFiles));
   mkdirSync(out, { recursive: true });
   if (ckpt) {
     startStep = ckpt.state.step;
@@ -323,7 +324,7 @@ function* nrtStep(
     throw e;
   }
   const t2 = performance.now();
-  const metrics: Metrics = { ...nrtMetrics(traces, scored), ...lossTerms(scored) };
+  const metrics: Metrics = { ...nrtMetrics(traces, scored), ...samplerGap(traces, scored), ...lossTerms(scored) };
   const tok = loadedTokenizer;
   onSamples(
     traces[0].slice(0, 2).map((t, k) => ({
