@@ -1,14 +1,25 @@
-// `node bench/engine-http.js [--json] [--rounds N] [--threads T]`: the overhead of the Tinker engine (SPEC §8,
+// `node bench/engine-http.js [--json] [--rounds N] [--threads T]`: the overhead of the HTTP engines (SPEC §8,
 // issue 10) — one reference-sized NRT step (sample G·K traces, score the packed batch, SPEC §3/§4 weights, one
-// forward+backward+AdamW) through a Tinker-API server over loopback (nrt's own server, in a child process, computing
-// with the native engine) against the same step in process. Both sides run interleaved, `reps` steps a round;
-// each side's value is the median. With --json, stdout gets one line:
-//   {"name":"engine_http_overhead","nrt":<ms via HTTP>,"peer":<ms in process>,"unit":"ms","ratio":nrt/peer}
+// forward+backward+AdamW) against the same step in process:
+//   - tinker: the whole step on a Tinker-API server over loopback (nrt's own, in a child process, computing with the
+//     native engine);
+//   - openai-split: sampling on a vLLM-protocol server over loopback (nrt's stand-in, in a child process), scoring
+//     and training in process; after each update the weights are written to the server's model directory (a temp
+//     directory) and the server reloads them, as with a real vLLM.
+// The three sides run interleaved, `reps` steps a round; each side's value is the median. With --json, stdout gets:
+//   {"name":"engine_http_overhead","nrt":<ms via Tinker>,"peer":<ms in process>,"unit":"ms","ratio":nrt/peer}
+//   {"name":"engine_http_overhead_split","nrt":<ms via openai-split>,"peer":<ms in process>,"unit":"ms","ratio":…}
 // Needs dist/ (npx tsc -p tsconfig.json) and the addon.
 import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { NativeEngine } from "../dist/engine/native.js";
+import { openSplit } from "../dist/engine/split.js";
 import { openTinker } from "../dist/engine/tinker.js";
+import { VllmSampler } from "../dist/engine/vllm.js";
+import { saveModelDir } from "../dist/io/model-dir.js";
 import { llamaConfig } from "../dist/model/config.js";
 import { Model } from "../dist/model/model.js";
 import { setThreads } from "../dist/model/native.js";
@@ -82,32 +93,45 @@ async function step(engine, seed) {
   return performance.now() - t0;
 }
 
-/** nrt's Tinker server in a child process with the same thread count; resolves with its URL. */
-function startServer() {
+/** A server in a child process with the same thread count: nrt's Tinker server, or the vLLM stand-in on `dir`. */
+function startServer(kind, dir) {
+  const mod = (p) => JSON.stringify(new URL(`../dist/${p}`, import.meta.url).href);
+  const start =
+    kind === "tinker"
+      ? `const { startTinkerServer } = await import(${mod("engine/_tinker-server.js")});
+         const model = Model.init(llamaConfig(${JSON.stringify({ ...REF.model, bosTokenId: SPECIALS.bos, eosTokenId: SPECIALS.eos })}), 7, 0.05);
+         const s = await startTinkerServer({ model, baseModel: "nrt-bench" });`
+      : `const { startVllmStub } = await import(${mod("engine/_vllm-server.js")});
+         const s = await startVllmStub({ dir: ${JSON.stringify(dir)}, name: "nrt-bench", devMode: true });`;
   const src = `
-    import { startTinkerServer } from ${JSON.stringify(new URL("../dist/engine/_tinker-server.js", import.meta.url).href)};
-    import { llamaConfig } from ${JSON.stringify(new URL("../dist/model/config.js", import.meta.url).href)};
-    import { Model } from ${JSON.stringify(new URL("../dist/model/model.js", import.meta.url).href)};
-    import { setThreads } from ${JSON.stringify(new URL("../dist/model/native.js", import.meta.url).href)};
+    import { llamaConfig } from ${mod("model/config.js")};
+    import { Model } from ${mod("model/model.js")};
+    import { setThreads } from ${mod("model/native.js")};
     setThreads(${threads});
-    const model = Model.init(llamaConfig(${JSON.stringify({ ...REF.model, bosTokenId: SPECIALS.bos, eosTokenId: SPECIALS.eos })}), 7, 0.05);
-    const s = await startTinkerServer({ model, baseModel: "nrt-bench" });
+    ${start}
     console.log(s.url);
   `;
   const child = spawn(process.execPath, ["--input-type=module", "-e", src], { stdio: ["ignore", "pipe", "inherit"] });
   return new Promise((resolve, reject) => {
     createInterface({ input: child.stdout }).once("line", (url) => resolve({ url, child }));
-    child.once("exit", (code) => reject(new Error(`the server exited with code ${code}`)));
+    child.once("exit", (code) => reject(new Error(`the ${kind} server exited with code ${code}`)));
   });
 }
 
 async function main() {
   setThreads(threads);
-  const { url, child } = await startServer();
+  const dir = mkdtempSync(join(tmpdir(), "nrt-bench-http-"));
+  const served = join(dir, "served");
+  saveModelDir(served, refModel());
+  const servers = [];
   try {
+    const tinkerServer = await startServer("tinker");
+    servers.push(tinkerServer.child);
+    const vllmServer = await startServer("vllm", served);
+    servers.push(vllmServer.child);
     const local = new NativeEngine(refModel());
-    const remote = await openTinker(refModel(), {
-      url,
+    const tinker = await openTinker(refModel(), {
+      url: tinkerServer.url,
       baseModel: "",
       loraRank: 0,
       timeoutMs: 120_000,
@@ -116,33 +140,62 @@ async function main() {
       chunkTokens: 65536,
       concurrency: 64,
     });
+    const learnerModel = refModel();
+    const sampler = new VllmSampler({
+      url: vllmServer.url,
+      timeoutMs: 120_000,
+      retries: 2,
+      backoffMs: 200,
+      concurrency: 64,
+      chunkTokens: 65536,
+      servedModel: "",
+      reload: "auto",
+    });
+    const split = await openSplit(new NativeEngine(learnerModel), learnerModel, sampler, {
+      dir: served,
+      files: {},
+      scoreOnSampler: false,
+    });
     log(
       `engine_http_overhead: Llama V=${REF.model.vocabSize} C=${REF.model.hiddenSize} L=${REF.model.numLayers}, ` +
-        `G=${REF.G} K=${REF.K} traces ≤ ${REF.maxTraceTokens} tokens, ${threads} thread(s), server ${url}`,
+        `G=${REF.G} K=${REF.K} traces ≤ ${REF.maxTraceTokens} tokens, ${threads} thread(s), ` +
+        `Tinker server ${tinkerServer.url}, vLLM-protocol server ${vllmServer.url}`,
     );
-    const sides = { peer: { engine: local, ms: [] }, nrt: { engine: remote, ms: [] } };
+    const sides = {
+      peer: { engine: local, ms: [], label: "in process" },
+      tinker: { engine: tinker, ms: [], label: "tinker" },
+      split: { engine: split, ms: [], label: "openai-split" },
+    };
     let seed = 1;
     for (const s of Object.values(sides)) await step(s.engine, seed++); // warm-up
+    const names = Object.keys(sides);
     for (let r = 0; r < rounds; r++) {
-      const order = r % 2 ? ["nrt", "peer"] : ["peer", "nrt"];
+      const order = r % 2 ? [...names].reverse() : names;
       for (const name of order)
         for (let i = 0; i < reps; i++) sides[name].ms.push(await step(sides[name].engine, seed++));
       log(
-        `  round ${r + 1}/${rounds}: in process ${median(sides.peer.ms).toFixed(1)} ms, HTTP ${median(sides.nrt.ms).toFixed(1)} ms`,
+        `  round ${r + 1}/${rounds}: ${names.map((n) => `${sides[n].label} ${median(sides[n].ms).toFixed(1)} ms`).join(", ")}`,
       );
     }
-    const nrt = median(sides.nrt.ms);
     const peer = median(sides.peer.ms);
-    const ratio = nrt / peer;
-    log(
-      `step via HTTP ${nrt.toFixed(1)} ms, in process ${peer.toFixed(1)} ms: ratio ${ratio.toFixed(3)} (target <= 1.2)`,
-    );
-    if (json) {
-      const line = { name: "engine_http_overhead", nrt: +nrt.toFixed(1), peer: +peer.toFixed(1), unit: "ms" };
-      process.stdout.write(`${JSON.stringify({ ...line, ratio: +ratio.toFixed(3) })}\n`);
+    for (const [side, name] of [
+      ["tinker", "engine_http_overhead"],
+      ["split", "engine_http_overhead_split"],
+    ]) {
+      const nrt = median(sides[side].ms);
+      const ratio = nrt / peer;
+      log(
+        `step via ${sides[side].label} ${nrt.toFixed(1)} ms, in process ${peer.toFixed(1)} ms: ratio ${ratio.toFixed(3)} (target <= 1.2)`,
+      );
+      if (json) {
+        const line = { name, nrt: +nrt.toFixed(1), peer: +peer.toFixed(1), unit: "ms" };
+        process.stdout.write(`${JSON.stringify({ ...line, ratio: +ratio.toFixed(3) })}\n`);
+      }
     }
+    if (split.reloads < rounds * reps) throw new Error(`the split engine reloaded ${split.reloads} times`);
   } finally {
-    child.kill();
+    for (const c of servers) c.kill();
+    rmSync(dir, { recursive: true, force: true });
   }
 }
 

@@ -126,6 +126,7 @@ const SELF = [
   { name: "soak_rss_growth", script: "soak.js", args: [], target: "< 1.05", cols: ["RSS at the end", "at the middle"] },
   {
     name: "engine_http_overhead",
+    also: ["engine_http_overhead_split"],
     script: "engine-http.js",
     args: ["--rounds", String(rounds)],
     target: "<= 1.2",
@@ -141,7 +142,7 @@ const SELF = [
   },
 ];
 
-/** Runs one self-compared script with --json and returns its SPEC §8 line, or undefined if it printed none. */
+/** Runs one self-compared script with --json and returns its SPEC §8 lines (x.name's, then x.also's that it printed). */
 function runSelf(x) {
   const script = fileURLToPath(new URL(`./${x.script}`, import.meta.url));
   if (!existsSync(script)) return undefined;
@@ -150,13 +151,14 @@ function runSelf(x) {
     stdio: ["ignore", "pipe", "inherit"],
     encoding: "utf8",
   });
-  const line = r.stdout
+  const lines = r.stdout
     .split("\n")
     .filter((l) => l.startsWith("{"))
-    .map((l) => JSON.parse(l))
-    .find((l) => l.name === x.name);
-  if (!line) log(`  ${x.name}: bench/${x.script} exited with ${r.status} and printed no result`);
-  return line;
+    .map((l) => JSON.parse(l));
+  const want = [x.name, ...(x.also ?? [])];
+  const found = want.map((n) => lines.find((l) => l.name === n)).filter(Boolean);
+  if (!found.length) log(`  ${x.name}: bench/${x.script} exited with ${r.status} and printed no result`);
+  return found;
 }
 
 const meets = (target, ratio) => {
@@ -197,8 +199,7 @@ async function main() {
   for (const w of [...workers.nrt, ...workers.peer]) w.close();
   for (const x of SELF) {
     if (only.length && !only.includes(x.name)) continue;
-    const line = runSelf(x);
-    if (line) emit({ ...line, target: x.target, labels: x.cols });
+    for (const line of runSelf(x)) emit({ ...line, target: x.target, labels: x.cols });
   }
   log(`\nload average: ${load0.toFixed(2)} at the start, ${loadavg()[0].toFixed(2)} at the end\n`);
   const table = [["benchmark", "nrt", "peer", "unit", "ratio", "target", "nrt setting", "peer setting"]];

@@ -88,7 +88,7 @@ export class HttpError extends Error {
 }
 
 export type Json = Record<string, unknown>;
-export type Handler = (method: string, path: string, body: unknown) => unknown;
+export type Handler = (method: string, path: string, body: unknown) => unknown | Promise<unknown>;
 
 export interface StubServer {
   url: string;
@@ -120,7 +120,7 @@ export async function serveJson(handle: Handler): Promise<StubServer> {
           throw new HttpError(400, { detail: "body is not JSON" });
         }
       }
-      const out = handle(req.method ?? "GET", path, body);
+      const out = await handle(req.method ?? "GET", path, body);
       send(200, out === undefined ? "" : JSON.stringify(out));
     } catch (e) {
       if (e instanceof HttpError) send(e.status, typeof e.body === "string" ? e.body : JSON.stringify(e.body));

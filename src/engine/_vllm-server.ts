@@ -11,11 +11,21 @@
  *   POST /collective_rpc         → {method: "reload_weights"}: reloads the path it was started on (dev mode only)
  *   POST /reset_prefix_cache     → 200 (dev mode only)
  * Errors come back as vLLM's {object: "error", message, type, code}. Choice i of prompt p is choices[p·n + i].
+ * Like vLLM's continuous batching, requests that arrive together (within 5 ms of each other) with the same sampling
+ * settings are generated as one native batch; each stream keeps its own seed, so batching changes nothing drawn.
  * Sample i of a request seeded s draws from nrt's stream streamSeed(s, i), so it matches nrt's in-process sampler
  * (real vLLM seeds its n child requests its own way). `rank` is not computed (null): nrt does not read it.
  */
 
-import { HttpError, type Json, ServedModel, type StubServer, serveJson } from "./_served-model.js";
+import {
+  HttpError,
+  type Json,
+  ServedModel,
+  type Stream,
+  type StreamParams,
+  type StubServer,
+  serveJson,
+} from "./_served-model.js";
 import { streamSeed } from "./engine.js";
 
 export interface VllmStubOptions {
@@ -43,29 +53,80 @@ export async function startVllmStub(o: VllmStubOptions): Promise<VllmStub> {
   const served = new ServedModel(o.dir);
   let nextId = 1;
 
-  const completions = (b: Json): Json => {
+  /** a request's streams: its prompts, n times each, with their seeds, and the settings they share */
+  const plan = (b: Json) => {
     if (b.model !== o.name) throw vllmError(404, `The model \`${String(b.model)}\` does not exist.`, "NotFoundError");
     const prompts = tokenPrompts(b.prompt);
     const n = typeof b.n === "number" ? b.n : 1;
     const max = typeof b.max_tokens === "number" ? b.max_tokens : 16;
     if (max < 1) throw vllmError(400, "max_tokens must be at least 1, got 0.");
-    const asIds = b.return_tokens_as_token_ids === true;
-    const wantPrompt = typeof b.prompt_logprobs === "number";
-    const wantLogprobs = typeof b.logprobs === "number";
     const stop = Array.isArray(b.stop_token_ids) ? (b.stop_token_ids as number[]) : [];
     if (o.eosId !== undefined && b.ignore_eos !== true && !stop.includes(o.eosId)) stop.push(o.eosId);
     const seed = typeof b.seed === "number" ? b.seed : Math.floor(Math.random() * 2 ** 31);
-    const streams = served.generate(
-      prompts.flatMap((p) => Array.from({ length: n }, () => p)),
-      prompts.flatMap(() => Array.from({ length: n }, (_, i) => streamSeed(seed, i))),
-      {
-        maxNew: max,
-        temperature: typeof b.temperature === "number" ? b.temperature : 1,
-        topK: typeof b.top_k === "number" ? b.top_k : 0,
-        topP: typeof b.top_p === "number" ? b.top_p : 1,
-        stop,
-      },
-    );
+    const params: StreamParams = {
+      maxNew: max,
+      temperature: typeof b.temperature === "number" ? b.temperature : 1,
+      topK: typeof b.top_k === "number" ? b.top_k : 0,
+      topP: typeof b.top_p === "number" ? b.top_p : 1,
+      stop,
+    };
+    return {
+      prompts,
+      n,
+      params,
+      inputs: prompts.flatMap((p) => Array.from({ length: n }, () => p)),
+      seeds: prompts.flatMap(() => Array.from({ length: n }, (_, i) => streamSeed(seed, i))),
+    };
+  };
+
+  type Pending = { b: Json; plan: ReturnType<typeof plan>; done: (r: Json | Error) => void };
+  let queue: Pending[] = [];
+  const drain = () => {
+    const batch = queue;
+    queue = [];
+    const groups = new Map<string, Pending[]>();
+    for (const q of batch) {
+      const key = JSON.stringify(q.plan.params);
+      groups.set(key, [...(groups.get(key) ?? []), q]);
+    }
+    for (const members of groups.values()) {
+      try {
+        const streams = served.generate(
+          members.flatMap((q) => q.plan.inputs),
+          members.flatMap((q) => q.plan.seeds),
+          members[0].plan.params,
+        );
+        let at = 0;
+        for (const q of members) {
+          q.done(answer(q.b, q.plan, streams.slice(at, at + q.plan.inputs.length)));
+          at += q.plan.inputs.length;
+        }
+      } catch (e) {
+        for (const q of members) q.done(e as Error);
+      }
+    }
+  };
+  // a batch is run once no request has arrived for 5 ms, or 50 ms after its first one
+  let timer: NodeJS.Timeout | null = null;
+  let first = 0;
+  const completions = (b: Json): Promise<Json> => {
+    const p = plan(b);
+    return new Promise((resolve, reject) => {
+      if (queue.length === 0) first = performance.now();
+      queue.push({ b, plan: p, done: (r) => (r instanceof Error ? reject(r) : resolve(r)) });
+      if (timer) clearTimeout(timer);
+      const wait = Math.max(0, Math.min(5, first + 50 - performance.now()));
+      timer = setTimeout(() => {
+        timer = null;
+        drain();
+      }, wait);
+    });
+  };
+
+  const answer = (b: Json, { prompts, n }: ReturnType<typeof plan>, streams: Stream[]): Json => {
+    const asIds = b.return_tokens_as_token_ids === true;
+    const wantPrompt = typeof b.prompt_logprobs === "number";
+    const wantLogprobs = typeof b.logprobs === "number";
     const scored = wantPrompt ? served.score(prompts) : [];
     const choices = streams.map((s, c) => {
       const p = Math.floor(c / n);
