@@ -79,6 +79,9 @@ const RESUME_FREE = new Set([
   "engineTimeout",
   "engineRetries",
   "samplerUrl",
+  "samplerDir",
+  "samplerModel",
+  "samplerReload",
 ]);
 
 /**
