@@ -63,18 +63,29 @@ export function saveModelDir(
   model: Model,
   extraFiles: Readonly<Record<string, string | Uint8Array>> = {},
 ): void {
+  writeDirAtomic(dir, modelDirFiles(dir, model, extraFiles));
+}
+
+/**
+ * The files of a model directory, by name, as `saveModelDir` writes them (for writers that put a model directory
+ * inside a larger one, e.g. `nrt export --format verl-nrt`); `dir` only names the files in errors.
+ */
+export function modelDirFiles(
+  dir: string,
+  model: Model,
+  extraFiles: Readonly<Record<string, string | Uint8Array>> = {},
+): Record<string, FileData> {
   const path = join(dir, WEIGHTS_FILE);
   for (const name of [CONFIG_FILE, WEIGHTS_FILE]) {
     if (Object.hasOwn(extraFiles, name)) throw new NrtError(`extraFiles may not replace ${name}`, dir);
   }
   const tensors = model.table.map((p) => ({ name: p.name, shape: p.shape, data: model.view(p.name) }));
   for (const t of tensors) checkFinite(t.data, `${path}: ${t.name}`);
-  const files: Record<string, FileData> = {
+  return {
     [CONFIG_FILE]: `${JSON.stringify(toHfConfig(model.config), null, 2)}\n`,
     [WEIGHTS_FILE]: encodeSafetensors(tensors, { format: "pt" }, path), // transformers checks format
     ...extraFiles,
   };
-  writeDirAtomic(dir, files);
 }
 
 /**
