@@ -8,12 +8,18 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startSglangStub } from "../../src/engine/_sglang-server.js";
 import { startTinkerServer, type TinkerServer } from "../../src/engine/_tinker-server.js";
 import { startVllmStub } from "../../src/engine/_vllm-server.js";
-import { EngineError } from "../../src/engine/engine.js";
+import { type Engine, EngineError } from "../../src/engine/engine.js";
+import { NativeEngine } from "../../src/engine/native.js";
 import { SglangSampler } from "../../src/engine/sglang.js";
+import { openSplit } from "../../src/engine/split.js";
 import { VllmSampler } from "../../src/engine/vllm.js";
+import { loadModel } from "../../src/io/load.js";
 import { loadModelDir } from "../../src/io/model-dir.js";
 import { Model } from "../../src/model/model.js";
 import { setThreads } from "../../src/model/native.js";
+import { resolveObjective } from "../../src/nrt/methods.js";
+import { sampleParams, toTraces } from "../../src/rollout/rollout.js";
+import { packNrtBatch, type QuestionGroup, scorePacked } from "../../src/train/nrt-batch.js";
 import { trainAsync } from "../../src/train/trainer.js";
 import { expectAllclose } from "../helpers/allclose.js";
 import { config, metrics, setup, withoutTiming } from "../reliability/_setup.js";
@@ -72,6 +78,82 @@ function expectSameRun(out: string, what: string) {
 }
 
 describe("openai-split engine", () => {
+  it("one NRT step: the in-process traces, rewards, advantages, token weights, loss and updated weights", async () => {
+    const local = loadModel(modelDir);
+    const asId = local.tokenizer.answerStartId as number;
+    const enc = (q: string) => [1, ...local.tokenizer.encode(q)];
+    const prompts = ["a1,b+2;b", "a3,b*2;b", "a5,b+1;b"].map(enc);
+    const answers = ["b=3", "b=6", "b=6"].map((a) => [...local.tokenizer.encode(a), 2]);
+    const run = async (engine: Engine) => {
+      const params = sampleParams({
+        k: 4,
+        temperature: 1,
+        topP: 1,
+        topK: 0,
+        maxTraceTokens: 6,
+        seed: 99,
+        answerStartId: asId,
+        specialIds: [0, 1, 2, asId],
+      });
+      const out = [];
+      for (let s = 0; s < 2; s++) {
+        await engine.syncSampler();
+        const traces = toTraces(await engine.sample(prompts, { ...params, seed: 99 + s }), asId);
+        const groups: QuestionGroup[] = prompts.map((p, g) => ({ prompt: p, answer: answers[g], traces: traces[g] }));
+        const pack = packNrtBatch(groups, asId);
+        const scored = scorePacked(pack, groups, await engine.score(pack.seqs), resolveObjective({}));
+        const opt = { lr: 1e-2, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.01, clip: 1 };
+        out.push({ traces, scored, step: await engine.step(scored.seqs, scored.weights, opt) });
+      }
+      return out;
+    };
+    const here = await run(new NativeEngine(local.model));
+    expect(here[1].scored.scores.some((s) => s.A.some((a) => a !== 0))).toBe(true);
+    const served = servedCopy();
+    const vllm = await startVllmStub({ dir: served, name: "nrt-tiny", devMode: true });
+    try {
+      const learner = loadModelDir(modelDir).model;
+      const sampler = new VllmSampler({
+        url: vllm.url,
+        timeoutMs: 10_000,
+        retries: 0,
+        backoffMs: 1,
+        concurrency: 8,
+        chunkTokens: 65536,
+        servedModel: "",
+        reload: "auto",
+      });
+      const split = await openSplit(new NativeEngine(learner), learner, sampler, {
+        dir: served,
+        files: {},
+        scoreOnSampler: false,
+        probe: [...prompts[0], asId, ...answers[0]],
+      });
+      const there = await run(split);
+      for (const [s, h] of here.entries()) {
+        const t = there[s];
+        // step 2's traces come from the server after its reload: equal only if the update reached it
+        expect(t.traces.map((g) => g.map((x) => [x.tokens, x.emitted, x.truncated]))).toEqual(
+          h.traces.map((g) => g.map((x) => [x.tokens, x.emitted, x.truncated])),
+        );
+        for (const [g, sc] of h.scored.scores.entries()) {
+          expectAllclose(t.scored.scores[g].R, sc.R, { what: `step ${s + 1}: R of group ${g}` });
+          expectAllclose(t.scored.scores[g].A, sc.A, { what: `step ${s + 1}: A of group ${g}` });
+        }
+        expectAllclose(t.scored.weights, h.scored.weights, { what: `step ${s + 1}: token weights` });
+        expect(t.step.loss).toBeCloseTo(h.step.loss, 5);
+        // the sampler's log-probabilities of the traces are the learner's: the server holds the same weights
+        for (const [g, group] of t.traces.entries())
+          for (const [k, tr] of group.entries())
+            expectAllclose(tr.logprobs, h.traces[g][k].logprobs, { what: `step ${s + 1}: sampled logprobs` });
+      }
+      expectAllclose(learner.params, local.model.params, { atol: 1e-6, what: "updated weights" });
+      expect(split.reloads).toBe(1);
+    } finally {
+      await vllm.close();
+    }
+  });
+
   it("vLLM sampling, native training: the in-process run, step for step", async () => {
     const served = servedCopy();
     const vllm = await startVllmStub({ dir: served, name: "nrt-tiny", devMode: true, eosId: 2 });
