@@ -110,3 +110,20 @@ function describeFetchError(e: unknown, timeoutMs: number): string {
   const cause = err.cause?.code ?? err.cause?.message;
   return `connection failed (${cause ?? err.message})`;
 }
+
+/** A JSON object (not an array, not null). */
+export const isObj = (x: unknown): x is Record<string, unknown> =>
+  typeof x === "object" && x !== null && !Array.isArray(x);
+
+/**
+ * The server's own words from an error body: FastAPI's `detail`, vLLM's `message`, or an `error` (a string or
+ * `{message}`); else the body itself, clipped.
+ */
+export function detail(text: string): string {
+  try {
+    const j = JSON.parse(text) as { detail?: unknown; message?: unknown; error?: unknown };
+    const d = j.detail ?? j.message ?? j.error;
+    if (d !== undefined) return typeof d === "string" ? d : JSON.stringify(d).slice(0, 300);
+  } catch {}
+  return text.slice(0, 300) || "(empty body)";
+}

@@ -3,7 +3,8 @@
  * teacher-forced sequences, and reloads weights that nrt wrote to a model directory. Token ids go both ways (nothing
  * is re-tokenized), every sampling field is sent explicitly, and sampling stops on token ids.
  */
-import type { EngineError, Sampled, SampleParams, SeqBatch } from "./engine.js";
+import { HttpClient } from "./_http.js";
+import { EngineError, type Sampled, type SampleParams, type SeqBatch } from "./engine.js";
 
 export interface SamplerServer {
   /** "vllm" or "sglang" */
@@ -33,6 +34,38 @@ export interface SamplerOptions {
   servedModel: string;
   /** "auto", "none", or a path to POST {model_path} to */
   reload: string;
+}
+
+/** What the vLLM and SGLang clients share: the HTTP client, and errors naming the engine and the endpoint. */
+export abstract class HttpSampler implements SamplerServer {
+  readonly where: string;
+  protected readonly http: HttpClient;
+  /** "openai-split (vllm)" */
+  protected readonly engine: string;
+
+  constructor(
+    readonly kind: "vllm" | "sglang",
+    readonly o: SamplerOptions,
+  ) {
+    this.where = o.url;
+    this.engine = `openai-split (${kind})`;
+    this.http = new HttpClient({
+      engine: this.engine,
+      base: o.url,
+      timeoutMs: o.timeoutMs,
+      retries: o.retries,
+      backoffMs: o.backoffMs,
+    });
+  }
+
+  protected fail(method: "GET" | "POST", path: string, message: string): EngineError {
+    return new EngineError(this.engine, this.http.endpoint(method, path), message);
+  }
+
+  abstract start(): Promise<{ modelPath: string | null }>;
+  abstract sample(prompts: readonly (readonly number[])[], p: SampleParams): Promise<Sampled[][]>;
+  abstract score(batch: SeqBatch): Promise<Float32Array>;
+  abstract reload(dir: string): Promise<void>;
 }
 
 /** How a server said one sample ended. */
@@ -72,9 +105,6 @@ export function toSampled(
   }
   return { tokens, stopId: -1, logprobs, entropy: null };
 }
-
-export const isObj = (x: unknown): x is Record<string, unknown> =>
-  typeof x === "object" && x !== null && !Array.isArray(x);
 
 /** A list of numbers, or an error naming `what`. */
 export function numbers(x: unknown, what: string, fail: (m: string) => EngineError): number[] {

@@ -11,34 +11,18 @@
  */
 
 import { mapLimit } from "../util/map-limit.js";
-import { HttpClient } from "./_http.js";
+import { detail, isObj } from "./_http.js";
 import { chunkSequences } from "./chunks.js";
-import { EngineError, promptSeed, type Sampled, type SampleParams, type SeqBatch, streamSeed } from "./engine.js";
-import { isObj, type SamplerOptions, type SamplerServer, toSampled } from "./sampler-server.js";
-import { detail } from "./vllm.js";
+import { promptSeed, type Sampled, type SampleParams, type SeqBatch, streamSeed } from "./engine.js";
+import { HttpSampler, type SamplerOptions, toSampled } from "./sampler-server.js";
 
 type Json = Record<string, unknown>;
 /** streams per /generate request at most */
 const MAX_STREAMS = 512;
 
-export class SglangSampler implements SamplerServer {
-  readonly kind = "sglang";
-  readonly where: string;
-  private readonly http: HttpClient;
-
-  constructor(readonly o: SamplerOptions) {
-    this.where = o.url;
-    this.http = new HttpClient({
-      engine: "openai-split (sglang)",
-      base: o.url,
-      timeoutMs: o.timeoutMs,
-      retries: o.retries,
-      backoffMs: o.backoffMs,
-    });
-  }
-
-  private fail(method: "GET" | "POST", path: string, message: string): EngineError {
-    return new EngineError("openai-split (sglang)", this.http.endpoint(method, path), message);
+export class SglangSampler extends HttpSampler {
+  constructor(o: SamplerOptions) {
+    super("sglang", o);
   }
 
   /** POST /generate of a batch: one answer per input, in order. */

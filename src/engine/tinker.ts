@@ -17,7 +17,7 @@ import { parseHfConfig } from "../io/hf-config.js";
 import { parseSafetensors } from "../io/safetensors.js";
 import type { Model } from "../model/model.js";
 import { mapLimit } from "../util/map-limit.js";
-import { HttpClient } from "./_http.js";
+import { detail, HttpClient, isObj } from "./_http.js";
 import { untar } from "./_tar.js";
 import { datumText, type SampledSequenceJson, tensorData } from "./_tinker-wire.js";
 import { type Chunk, chunkSequences } from "./chunks.js";
@@ -58,7 +58,6 @@ export interface TinkerOptions {
 type Json = Record<string, unknown>;
 /** datums per forward(_backward) request at most (the tinker SDK's fwdbwd_max_chunk_len) */
 const MAX_DATUMS = 1024;
-const isObj = (x: unknown): x is Json => typeof x === "object" && x !== null && !Array.isArray(x);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Connects to a Tinker server, checks it and its model, and creates (or restores) the training run. */
@@ -498,12 +497,4 @@ export class TinkerEngine implements Engine {
 export function parseTinkerPath(p: string): { id: string; kind: string; checkpoint: string } | null {
   const m = /^tinker:\/\/([^/]+)\/(?:([^/]+)\/)?([^/]+)$/.exec(p);
   return m ? { id: m[1], kind: m[2] ?? "", checkpoint: m[3] } : null;
-}
-
-function detail(text: string): string {
-  try {
-    const j = JSON.parse(text) as { detail?: unknown };
-    if (j.detail !== undefined) return typeof j.detail === "string" ? j.detail : JSON.stringify(j.detail).slice(0, 300);
-  } catch {}
-  return text.slice(0, 300) || "(empty body)";
 }

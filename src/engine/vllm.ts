@@ -11,32 +11,19 @@
  */
 
 import { mapLimit } from "../util/map-limit.js";
-import { HttpClient } from "./_http.js";
+import { detail, isObj } from "./_http.js";
 import { chunkSequences } from "./chunks.js";
-import { EngineError, promptSeed, type Sampled, type SampleParams, type SeqBatch } from "./engine.js";
-import { isObj, numbers, type SamplerOptions, type SamplerServer, toSampled } from "./sampler-server.js";
+import { promptSeed, type Sampled, type SampleParams, type SeqBatch } from "./engine.js";
+import { HttpSampler, numbers, type SamplerOptions, toSampled } from "./sampler-server.js";
 
 type Json = Record<string, unknown>;
 
-export class VllmSampler implements SamplerServer {
-  readonly kind = "vllm";
-  readonly where: string;
-  private readonly http: HttpClient;
+export class VllmSampler extends HttpSampler {
+  /** the served model name, from /v1/models */
   private model = "";
 
-  constructor(readonly o: SamplerOptions) {
-    this.where = o.url;
-    this.http = new HttpClient({
-      engine: "openai-split (vllm)",
-      base: o.url,
-      timeoutMs: o.timeoutMs,
-      retries: o.retries,
-      backoffMs: o.backoffMs,
-    });
-  }
-
-  private fail(method: "GET" | "POST", path: string, message: string): EngineError {
-    return new EngineError("openai-split (vllm)", this.http.endpoint(method, path), message);
+  constructor(o: SamplerOptions) {
+    super("vllm", o);
   }
 
   private async post(path: string, body: unknown): Promise<Json> {
@@ -201,13 +188,4 @@ export class VllmSampler implements SamplerServer {
     const r = await this.http.json("POST", "/reset_prefix_cache");
     if (r.status !== 200) throw this.fail("POST", "/reset_prefix_cache", `HTTP ${r.status}: ${detail(r.text)}`);
   }
-}
-
-export function detail(text: string): string {
-  try {
-    const j = JSON.parse(text) as { detail?: unknown; message?: unknown; error?: unknown };
-    const d = j.detail ?? j.message ?? j.error;
-    if (d !== undefined) return typeof d === "string" ? d : JSON.stringify(d).slice(0, 300);
-  } catch {}
-  return text.slice(0, 300) || "(empty body)";
 }

@@ -9,12 +9,11 @@ import { startSglangStub } from "../../src/engine/_sglang-server.js";
 import { startVllmStub, type VllmStub } from "../../src/engine/_vllm-server.js";
 import { EngineError } from "../../src/engine/engine.js";
 import { VllmSampler } from "../../src/engine/vllm.js";
-import { loadModelDir } from "../../src/io/model-dir.js";
 import { setThreads } from "../../src/model/native.js";
 import { trainAsync } from "../../src/train/trainer.js";
-import { expectAllclose } from "../helpers/allclose.js";
-import { config, metrics, nrtSpawn, STACK, setup, TINY_FLAGS, withoutTiming } from "../reliability/_setup.js";
+import { config, metrics, nrtSpawn, STACK, setup, TINY_FLAGS } from "../reliability/_setup.js";
 import { type Fault, type FaultProxy, startFaultProxy } from "./_fault-proxy.js";
+import { expectSameRun } from "./_same-run.js";
 
 let dir: string;
 let modelDir: string;
@@ -39,21 +38,9 @@ afterAll(async () => {
   await vllm?.close();
 });
 
-const strip = (m: Record<string, number>) => {
-  const { "trace/entropy": _, ...rest } = withoutTiming(m);
-  return rest;
-};
-
 function expectReference(out: string) {
-  const got = metrics(out).map(strip);
-  const want = metrics(ref).map(strip);
-  expect(got.map((m) => m.step)).toEqual([1, 2, 3, 4]);
-  for (const [i, row] of want.entries())
-    for (const [k, v] of Object.entries(row)) expect(got[i][k], `step ${i + 1} ${k}`).toBeCloseTo(v, 4);
-  expectAllclose(loadModelDir(join(out, "final")).model.params, loadModelDir(join(ref, "final")).model.params, {
-    atol: 1e-6,
-    what: "final weights",
-  });
+  expect(metrics(out).map((m) => m.step)).toEqual([1, 2, 3, 4]);
+  expectSameRun(out, ref, "split run");
 }
 
 const WHAT: Record<Exclude<Fault, "pass" | "lost">, RegExp> = {
