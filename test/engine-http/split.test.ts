@@ -49,6 +49,13 @@ function servedCopy(): string {
   return d;
 }
 
+/** A 3-step run (base settings) with --engine openai-split and `over`, into dir/name; its run directory. */
+async function splitRun(name: string, over: Record<string, unknown>): Promise<string> {
+  const out = join(dir, name);
+  await trainAsync(config({ ...base, model: modelDir, data, out, engine: "openai-split", ...over }));
+  return out;
+}
+
 /** The in-process run: metrics, final weights, and the traces and rewards of samples.jsonl. */
 function expectSameRunAndTraces(out: string, what: string) {
   expect(metrics(out).map((m) => m.step)).toEqual([1, 2, 3]);
@@ -145,18 +152,7 @@ describe("openai-split engine", () => {
     const served = servedCopy();
     const vllm = await startVllmStub({ dir: served, name: "nrt-tiny", devMode: true, eosId: 2 });
     try {
-      const out = join(dir, "run-vllm");
-      await trainAsync(
-        config({
-          ...base,
-          model: modelDir,
-          data,
-          out,
-          engine: "openai-split",
-          samplerUrl: vllm.url,
-          samplerDir: served,
-        }),
-      );
+      const out = await splitRun("run-vllm", { samplerUrl: vllm.url, samplerDir: served });
       expectSameRunAndTraces(out, "vllm");
       // one reload per update (the first step sampled the starting weights the server was started on)
       expect(vllm.hits.get("/collective_rpc")).toBe(2);
@@ -175,20 +171,12 @@ describe("openai-split engine", () => {
     const served = servedCopy();
     const sglang = await startSglangStub({ dir: served });
     try {
-      const out = join(dir, "run-sglang");
-      await trainAsync(
-        config({
-          ...base,
-          model: modelDir,
-          data,
-          out,
-          engine: "openai-split",
-          sampler: "sglang",
-          samplerUrl: sglang.url,
-          samplerDir: served,
-          samplerScores: true,
-        }),
-      );
+      const out = await splitRun("run-sglang", {
+        sampler: "sglang",
+        samplerUrl: sglang.url,
+        samplerDir: served,
+        samplerScores: true,
+      });
       expectSameRunAndTraces(out, "sglang");
       expect(sglang.hits.get("/update_weights_from_disk")).toBe(2);
       expect(sglang.served.loads).toBe(3);
@@ -201,20 +189,12 @@ describe("openai-split engine", () => {
     const served = servedCopy();
     const vllm = await startVllmStub({ dir: served, name: "nrt-tiny", devMode: true });
     try {
-      const out = join(dir, "run-vllm-tinker");
-      await trainAsync(
-        config({
-          ...base,
-          model: modelDir,
-          data,
-          out,
-          engine: "openai-split",
-          samplerUrl: vllm.url,
-          samplerDir: served,
-          learner: "tinker",
-          engineUrl: tinker.url,
-        }),
-      );
+      const out = await splitRun("run-vllm-tinker", {
+        samplerUrl: vllm.url,
+        samplerDir: served,
+        learner: "tinker",
+        engineUrl: tinker.url,
+      });
       expectSameRunAndTraces(out, "vllm + tinker");
       expect(tinker.hits.get("/api/v1/asample") ?? 0).toBe(0); // the Tinker server only trained
     } finally {
@@ -226,9 +206,7 @@ describe("openai-split engine", () => {
     const served = servedCopy();
     const sglang = await startSglangStub({ dir: served, alwaysTrim: true, legacyInfo: true });
     try {
-      const out = join(dir, "run-sglang-trim");
-      const cfg = { ...base, model: modelDir, data, out, engine: "openai-split" as const, sampler: "sglang" as const };
-      await trainAsync(config({ ...cfg, samplerUrl: sglang.url, samplerDir: served }));
+      const out = await splitRun("run-sglang-trim", { sampler: "sglang", samplerUrl: sglang.url, samplerDir: served });
       expectSameRunAndTraces(out, "sglang, trimmed stops");
       expect(sglang.hits.get("/get_model_info")).toBe(1);
     } finally {
