@@ -120,6 +120,16 @@ export function* wait<T>(x: MaybePromise<T>): Generator<Pending, T, unknown> {
   return x;
 }
 
+/**
+ * The start-up probe's measure: mean |a[t] − b[t]| over the n − 1 predicted tokens of one scored sequence (t ≥ 1),
+ * in nats per token. A server holding another model than the learner's shows as a large value.
+ */
+export function probeGap(a: ArrayLike<number>, b: ArrayLike<number>, n: number): number {
+  let gap = 0;
+  for (let i = 1; i < n; i++) gap += Math.abs(a[i] - b[i]);
+  return gap / Math.max(1, n - 1);
+}
+
 /** A 32-bit seed for prompt g of a call seeded `seed` (murmur3's finaliser over both). */
 export function promptSeed(seed: number, g: number): number {
   let h = (Math.imul(seed >>> 0, 0x9e3779b1) ^ Math.imul(g + 1, 0x85ebca6b)) >>> 0;

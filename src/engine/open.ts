@@ -15,6 +15,9 @@ import { openSplit } from "./split.js";
 import { openTinker } from "./tinker.js";
 import { VllmSampler } from "./vllm.js";
 
+/** The checkpoint a resumed run continues from (null for a new run). */
+type Resumed = { dir: string; state: TrainerState & { adamStep: number } } | null;
+
 /**
  * `model` is the local model (its weights are a checkpoint's on resume); `ckpt` the checkpoint resumed from; `probe`
  * a short sequence a remote engine scores on both sides to check that the server holds this model; `files` what a
@@ -23,7 +26,7 @@ import { VllmSampler } from "./vllm.js";
 export function openEngine(
   cfg: TrainConfig,
   model: Model,
-  ckpt: { dir: string; state: TrainerState & { adamStep: number } } | null,
+  ckpt: Resumed,
   probe?: readonly number[],
   files: Readonly<Record<string, string | Uint8Array>> = {},
 ): MaybePromise<Engine> {
@@ -32,19 +35,14 @@ export function openEngine(
   return openSplitOf(cfg, model, ckpt, probe, files);
 }
 
-function openNative(model: Model, ckpt: { dir: string; state: TrainerState & { adamStep: number } } | null): Engine {
+function openNative(model: Model, ckpt: Resumed): Engine {
   if (!ckpt) return new NativeEngine(model);
   const opt = { m: model.zeros(), v: model.zeros(), step: 0 };
   loadOptimizer(ckpt.dir, opt, ckpt.state.adamStep);
   return new NativeEngine(model, opt);
 }
 
-function openTinkerOf(
-  cfg: TrainConfig,
-  model: Model,
-  ckpt: { dir: string; state: TrainerState & { adamStep: number } } | null,
-  probe?: readonly number[],
-): Promise<Engine> {
+function openTinkerOf(cfg: TrainConfig, model: Model, ckpt: Resumed, probe?: readonly number[]): Promise<Engine> {
   const flag = cfg.engine === "tinker" ? "--engine tinker" : "--learner tinker";
   if (!cfg.engineUrl) throw new NrtError(`${flag} needs --engine-url (the Tinker server's base URL)`);
   const remote = ckpt?.state.extra.engine as { state_path?: unknown; base_model?: unknown } | undefined;
@@ -67,7 +65,7 @@ function openTinkerOf(
 async function openSplitOf(
   cfg: TrainConfig,
   model: Model,
-  ckpt: { dir: string; state: TrainerState & { adamStep: number } } | null,
+  ckpt: Resumed,
   probe: readonly number[] | undefined,
   files: Readonly<Record<string, string | Uint8Array>>,
 ): Promise<Engine> {

@@ -13,7 +13,7 @@ import { NrtError } from "../errors.js";
 import { saveModelDir } from "../io/model-dir.js";
 import type { Model } from "../model/model.js";
 import type { Engine, EngineState, OptimStep, Sampled, SampleParams, Scored, SeqBatch, StepResult } from "./engine.js";
-import { EngineError } from "./engine.js";
+import { EngineError, probeGap } from "./engine.js";
 import type { SamplerServer } from "./sampler-server.js";
 
 export interface SplitOptions {
@@ -83,12 +83,12 @@ export class SplitEngine implements Engine {
       await this.syncSampler();
       return;
     }
-    if (this.learner.updates === 0 && (await this.probeGap()) <= this.tolerance) {
+    if (this.learner.updates === 0 && (await this.measureProbe()) <= this.tolerance) {
       this.synced = 0; // the server already holds the starting weights
       return;
     }
     await this.syncSampler();
-    const gap = await this.probeGap();
+    const gap = await this.measureProbe();
     if (!(gap <= this.tolerance))
       throw this.fail(
         `after writing the weights to ${this.o.dir} and asking the server to reload them, its log-probabilities ` +
@@ -102,14 +102,12 @@ export class SplitEngine implements Engine {
   }
 
   /** mean |Δ log p| between the server and the learner on the probe sequence */
-  private async probeGap(): Promise<number> {
+  private async measureProbe(): Promise<number> {
     const seq = this.o.probe as readonly number[];
     const batch = { tokens: Int32Array.from(seq), lens: Int32Array.of(seq.length) };
     const there = await this.sampler.score(batch);
     const here = (await this.learner.score(batch)).logprobs;
-    let gap = 0;
-    for (let i = 1; i < seq.length; i++) gap += Math.abs(there[i] - here[i]);
-    return gap / Math.max(1, seq.length - 1);
+    return probeGap(there, here, seq.length);
   }
 
   async syncSampler(): Promise<number> {

@@ -26,6 +26,7 @@ import {
   EngineError,
   type EngineState,
   type OptimStep,
+  probeGap,
   promptSeed,
   type Sampled,
   type SampleParams,
@@ -169,9 +170,7 @@ export class TinkerEngine implements Engine {
     const there = (await this.score(batch)).logprobs;
     this.scored = null;
     const here = this.model.engine.forward(batch.tokens, batch.lens).logprobs;
-    let gap = 0;
-    for (let i = 1; i < seq.length; i++) gap += Math.abs(there[i] - here[i]);
-    gap /= Math.max(1, seq.length - 1);
+    const gap = probeGap(there, here, seq.length);
     const tol = this.o.probeTolerance ?? 0.1;
     if (!(gap <= tol))
       throw this.fail(
