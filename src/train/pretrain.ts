@@ -12,11 +12,11 @@ import { saveModelDir } from "../io/model-dir.js";
 import { llamaConfig, type ModelConfig } from "../model/config.js";
 import { Model } from "../model/model.js";
 import { setThreads } from "../model/native.js";
-import { CHAR_IDS, CHAR_VOCAB_SIZE, charTokenizerJson } from "../tokenizer/char-tokenizer-json.js";
+import { CHAR_IDS, charTokenizerJson, charVocabSize } from "../tokenizer/char-tokenizer-json.js";
 import { Tokenizer } from "../tokenizer/tokenizer.js";
 import { Progress } from "../util/progress.js";
 import { Rng } from "../util/rng.js";
-import { drawRecord } from "../world/chain.js";
+import { drawRecord, minK } from "../world/chain.js";
 import type { WorldName } from "../world/question.js";
 import { saveCheckpoint } from "./checkpoint.js";
 import { AdamW } from "./optimizer.js";
@@ -53,7 +53,7 @@ export function defaultPretrainConfig(world: WorldName, out: string): PretrainCo
     steps: 10_000,
     batchSize: 32,
     traceFraction: 0.25,
-    kMin: world === "chain2" ? 3 : 2,
+    kMin: minK(world),
     kMax: 6,
     lr: 2e-3,
     warmupSteps: 100,
@@ -72,13 +72,14 @@ export function defaultPretrainConfig(world: WorldName, out: string): PretrainCo
 
 export function worldModelConfig(c: PretrainConfig): ModelConfig {
   return llamaConfig({
-    vocabSize: CHAR_VOCAB_SIZE,
+    vocabSize: charVocabSize(c.world),
     hiddenSize: c.hiddenSize,
     numLayers: c.numLayers,
     numHeads: c.numHeads,
     numKvHeads: c.numHeads,
     intermediateSize: c.intermediateSize,
-    maxPositionEmbeddings: 256,
+    // chainlong's answers are long: a k = 10 record takes ~320 tokens with its trace
+    maxPositionEmbeddings: c.world === "chainlong" ? 512 : 256,
     bosTokenId: CHAR_IDS.bos,
     eosTokenId: CHAR_IDS.eos,
     answerStartTokenId: CHAR_IDS.answerStart,
@@ -91,7 +92,7 @@ export function pretrain(c: PretrainConfig, onStep?: (step: number, loss: number
   mkdirSync(c.out, { recursive: true });
   writeFileSync(join(c.out, RUN_CONFIG), `${JSON.stringify({ pretrain: c }, null, 2)}\n`);
   setThreads(c.threads);
-  const tokJson = JSON.stringify(charTokenizerJson());
+  const tokJson = JSON.stringify(charTokenizerJson(c.world));
   const tok = Tokenizer.fromJson(tokJson, "char tokenizer");
   const model = Model.init(worldModelConfig(c), c.seed + 1);
   const opt = new AdamW(

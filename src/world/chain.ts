@@ -4,24 +4,34 @@ import { isReserved } from "./fnv.js";
 import {
   type ChainStep,
   formatQuestion,
+  isWorld,
   MAX_K,
+  PHRASINGS,
   type ParsedQuestion,
+  reversedVariables,
   solveParsed,
   VARIABLES,
+  WORLDS,
   type WorldName,
 } from "./question.js";
 
 export { fnv1a32, isReserved } from "./fnv.js";
+export { LONGEST_SENTENCE, longAnswerCorrect, parseLongAnswer } from "./long-answer.js";
 export {
   type ChainStep,
   formatQuestion,
+  isWorld,
   MAX_K,
+  PHRASINGS,
+  phraseAnswer,
+  reversedVariables,
   type ParsedQuestion,
   parseQuestion,
   type Solution,
   solve,
   solveParsed,
   VARIABLES,
+  WORLDS,
   type WorldName,
 } from "./question.js";
 
@@ -49,9 +59,12 @@ export interface GenerateOptions {
 /** Redraws allowed per record before giving up (a reserved question turns up with probability ~1/10). */
 const MAX_REDRAWS = 100_000;
 
-/** Smallest k of a world: chain needs one step, chain2 an early variable strictly between `a` and the last. */
+/**
+ * Smallest k of a world: chain needs one step, chain2 an early variable strictly between `a` and the last, chainlong
+ * (SPEC §7) k ≥ 3.
+ */
 export function minK(world: WorldName): number {
-  return world === "chain2" ? 3 : 2;
+  return world === "chain" ? 2 : 3;
 }
 
 /** Check a k range against the world; returns [lo, hi]. */
@@ -69,7 +82,8 @@ export function checkKRange(world: WorldName, k: number | readonly [number, numb
 /**
  * Draw one question with k variables (SPEC §7): d0 uniform in 0-9; per step the operator is `+` or `*` with
  * probability ½ each, x uniform in 1-9 for `+` and 2-9 for `*`; for chain2 the early queried variable is uniform
- * over b .. the one before the last. Draw order: d0, then (op, x) per step, then the early variable.
+ * over b .. the one before the last; chainlong queries every variable after `a`, last first. Draw order: d0, then
+ * (op, x) per step, then the early variable (chain2 only).
  */
 export function drawQuestion(rng: Rng, world: WorldName, k: number): ParsedQuestion {
   checkKRange(world, k);
@@ -80,13 +94,15 @@ export function drawQuestion(rng: Rng, world: WorldName, k: number): ParsedQuest
     steps.push({ name: VARIABLES[i], op, x: op === "+" ? rng.int(1, 9) : rng.int(2, 9) });
   }
   const last = VARIABLES[k - 1];
-  const queried = world === "chain2" ? [VARIABLES[rng.int(1, k - 2)], last] : [last];
+  const queried =
+    world === "chain2" ? [VARIABLES[rng.int(1, k - 2)], last] : world === "chainlong" ? reversedVariables(k) : [last];
   return { world, d0, steps, queried };
 }
 
 /**
  * Draw one record of the given split: k uniform in [lo, hi], then questions are redrawn (k kept) until
- * isReserved(question) is false for `train` and true for `eval`.
+ * isReserved(question) is false for `train` and true for `eval`. A chainlong record then draws its reference's
+ * phrasing, one of the four uniformly and independently per sentence, in the query's order.
  */
 export function drawRecord(
   rng: Rng,
@@ -101,7 +117,8 @@ export function drawRecord(
     const parsed = drawQuestion(rng, world, kk);
     const question = formatQuestion(parsed);
     if (isReserved(question) !== (split === "eval")) continue;
-    const sol = solveParsed(parsed);
+    const phrasings = world === "chainlong" ? parsed.queried.map(() => rng.int(0, PHRASINGS.length - 1)) : [];
+    const sol = solveParsed(parsed, phrasings);
     const rec: WorldRecord = { question, answer: sol.answer, k: sol.k };
     if (withTrace) rec.trace = sol.trace;
     return rec;
@@ -112,8 +129,8 @@ export function drawRecord(
 /** `n` records of a world and split from a fresh Rng(seed); the same options give the same records. */
 export function generate(opts: GenerateOptions): WorldRecord[] {
   if (!Number.isInteger(opts.n) || opts.n < 0) throw new NrtError(`n must be a whole number, got ${opts.n}`, "n");
-  if (opts.world !== "chain" && opts.world !== "chain2") {
-    throw new NrtError(`unknown world ${JSON.stringify(opts.world)} (chain or chain2)`, "world");
+  if (!isWorld(opts.world)) {
+    throw new NrtError(`unknown world ${JSON.stringify(opts.world)} (${WORLDS.join(", ")})`, "world");
   }
   if (opts.split !== "train" && opts.split !== "eval") {
     throw new NrtError(`unknown split ${JSON.stringify(opts.split)} (train or eval)`, "split");

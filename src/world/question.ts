@@ -1,7 +1,26 @@
 import { NrtError } from "../errors.js";
 
-/** The two reasoning worlds of SPEC §7. */
-export type WorldName = "chain" | "chain2";
+/** The reasoning worlds of SPEC §7. */
+export type WorldName = "chain" | "chain2" | "chainlong";
+
+/** Every world, in the order help texts list them. */
+export const WORLDS: readonly WorldName[] = ["chain", "chain2", "chainlong"];
+
+/** True when `name` is one of {@link WORLDS}. */
+export function isWorld(name: string): name is WorldName {
+  return (WORLDS as readonly string[]).includes(name);
+}
+
+/**
+ * The four phrasings of a `chainlong` answer sentence (SPEC §7), by index: `v is n.` · `v = n.` ·
+ * `the value of v is n.` · `v equals n.`
+ */
+export const PHRASINGS: readonly ((v: string, n: number) => string)[] = [
+  (v, n) => `${v} is ${n}.`,
+  (v, n) => `${v} = ${n}.`,
+  (v, n) => `the value of ${v} is ${n}.`,
+  (v, n) => `${v} equals ${n}.`,
+];
 
 /** The variable names, in order: `a` holds d0, each later one applies one affine step mod 10. */
 export const VARIABLES = "abcdefghij";
@@ -16,7 +35,10 @@ export interface ChainStep {
   x: number;
 }
 
-/** A question taken apart: `a<d0>`, the steps, and the queried variable names (one for chain, two for chain2). */
+/**
+ * A question taken apart: `a<d0>`, the steps, and the queried variable names (one for chain, two for chain2, every
+ * variable after `a` in reverse order for chainlong).
+ */
 export interface ParsedQuestion {
   world: WorldName;
   d0: number;
@@ -32,6 +54,8 @@ export interface Solution {
   answer: string;
   trace: string;
   values: number[];
+  /** the queried (variable, value) pairs in the query's order */
+  pairs: [string, number][];
 }
 
 /** Question text: `a<d0>`, then `,<v><op><x>` for each step, then `;` and the queried names joined by `,`. */
@@ -41,7 +65,7 @@ export function formatQuestion(q: ParsedQuestion): string {
 }
 
 function bad(question: string, reason: string): NrtError {
-  return new NrtError(`not a chain/chain2 question (${reason}): ${JSON.stringify(question)}`);
+  return new NrtError(`not a chain/chain2/chainlong question (${reason}): ${JSON.stringify(question)}`);
 }
 
 /** Parse and check a question against SPEC §7's format; throws NrtError naming what is wrong. */
@@ -66,6 +90,13 @@ export function parseQuestion(question: string): ParsedQuestion {
   }
   const last = VARIABLES[steps.length];
   const queried = parts[1].split(",");
+  if (queried.length > 1 && queried[0] === last && queried[queried.length - 1] !== last) {
+    const reverse = reversedVariables(steps.length + 1);
+    if (queried.join(",") !== reverse.join(",")) {
+      throw bad(question, `a chainlong query lists every variable after 'a' in reverse order: ${reverse.join(",")}`);
+    }
+    return { world: "chainlong", d0: Number(head[1]), steps, queried };
+  }
   if (queried[queried.length - 1] !== last) throw bad(question, `the last queried variable must be '${last}'`);
   if (queried.length === 1) return { world: "chain", d0: Number(head[1]), steps, queried };
   if (queried.length !== 2) throw bad(question, "one (chain) or two (chain2) queried variables");
@@ -76,8 +107,24 @@ export function parseQuestion(question: string): ParsedQuestion {
   return { world: "chain2", d0: Number(head[1]), steps, queried };
 }
 
-/** Solve a parsed question: v_i = (v_{i-1} op x) mod 10; trace steps `<v>=<prev><op><x>=<value>` joined by one space. */
-export function solveParsed(q: ParsedQuestion): Solution {
+/** The chainlong query of a k-variable question: every variable after `a`, last first (`d,c,b` for k = 4). */
+export function reversedVariables(k: number): string[] {
+  return [...VARIABLES.slice(1, k)].reverse();
+}
+
+/**
+ * A chainlong answer (SPEC §7): one sentence per (variable, value) pair in order, sentence i in phrasing
+ * `phrasings[i]` (an index into {@link PHRASINGS}), joined by one space.
+ */
+export function phraseAnswer(pairs: readonly (readonly [string, number])[], phrasings: readonly number[]): string {
+  return pairs.map(([v, n], i) => PHRASINGS[phrasings[i]](v, n)).join(" ");
+}
+
+/**
+ * Solve a parsed question: v_i = (v_{i-1} op x) mod 10; trace steps `<v>=<prev><op><x>=<value>` joined by one space.
+ * A chainlong answer uses `phrasings` (one index per queried variable; phrasing 0, `v is n.`, where not given).
+ */
+export function solveParsed(q: ParsedQuestion, phrasings: readonly number[] = []): Solution {
   const values = [q.d0];
   const trace: string[] = [];
   for (const s of q.steps) {
@@ -86,12 +133,19 @@ export function solveParsed(q: ParsedQuestion): Solution {
     values.push(value);
     trace.push(`${s.name}=${prev}${s.op}${s.x}=${value}`);
   }
-  const answer = q.queried.map((v) => `${v}=${values[VARIABLES.indexOf(v)]}`).join(",");
-  return { world: q.world, k: values.length, answer, trace: trace.join(" "), values };
+  const pairs = q.queried.map((v): [string, number] => [v, values[VARIABLES.indexOf(v)]]);
+  const answer =
+    q.world === "chainlong"
+      ? phraseAnswer(
+          pairs,
+          pairs.map((_, i) => phrasings[i] ?? 0),
+        )
+      : pairs.map(([v, n]) => `${v}=${n}`).join(",");
+  return { world: q.world, k: values.length, answer, trace: trace.join(" "), values, pairs };
 }
 
 /**
- * The reference answer and trace of a `chain`/`chain2` question (SPEC §7), e.g.
+ * The reference answer and trace of a `chain`/`chain2`/`chainlong` question (SPEC §7), e.g.
  * `a7,b+4,c*6,d+2;d` → answer `d=8`, trace `b=7+4=1 c=1*6=6 d=6+2=8`. Throws NrtError on a malformed question.
  */
 export function solve(question: string): Solution {

@@ -2,7 +2,7 @@ import os from "node:os";
 import type { Command } from "commander";
 import { demo } from "../../demo/demo.js";
 import { NrtError } from "../../errors.js";
-import type { WorldName } from "../../world/question.js";
+import { isWorld, WORLDS } from "../../world/question.js";
 import { parseIntArg } from "../args.js";
 
 export function register(program: Command): void {
@@ -10,7 +10,7 @@ export function register(program: Command): void {
     .command("demo")
     .description("post-train the shipped base with SFT, RLPR and NRT-WS and compare them on held-out questions")
     .option("-o, --out <dir>", "where the runs go", "runs/demo")
-    .option("--world <name>", "chain2 or chain", "chain2")
+    .option("--world <name>", WORLDS.join(", "), "chain2")
     .option(
       "--threads <n>",
       "compute threads (methods train in parallel, one thread each)",
@@ -23,11 +23,10 @@ export function register(program: Command): void {
     .option("--base <dir>", "base model (default: the shipped base of the world)")
     .option("--min-forced-accuracy <x>", "refuse a base whose forced-trace accuracy is lower", "0.6")
     .action(async (o: Record<string, string>) => {
-      if (o.world !== "chain" && o.world !== "chain2")
-        throw new NrtError(`must be chain or chain2, got ${o.world}`, "--world");
+      if (!isWorld(o.world)) throw new NrtError(`must be one of ${WORLDS.join(", ")}, got ${o.world}`, "--world");
       const { table } = await demo({
         out: o.out,
-        world: o.world as WorldName,
+        world: o.world,
         threads: parseIntArg(o.threads, "--threads"),
         methods: o.methods
           .split(",")

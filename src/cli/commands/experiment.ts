@@ -2,7 +2,7 @@ import os from "node:os";
 import type { Command } from "commander";
 import { experiment } from "../../demo/experiment.js";
 import { NrtError } from "../../errors.js";
-import type { WorldName } from "../../world/question.js";
+import { isWorld, WORLDS, type WorldName } from "../../world/question.js";
 import { parseIntArg } from "../args.js";
 
 export function register(program: Command): void {
@@ -18,7 +18,8 @@ export function register(program: Command): void {
     .option("--threads <n>", "runs in parallel (one thread each)", String(os.availableParallelism()))
     .action(async (o: Record<string, string>) => {
       const worlds = o.worlds.split(",").map((s) => s.trim());
-      for (const w of worlds) if (w !== "chain" && w !== "chain2") throw new NrtError(`unknown world ${w}`, "--worlds");
+      for (const w of worlds)
+        if (!isWorld(w)) throw new NrtError(`unknown world ${w} (${WORLDS.join(", ")})`, "--worlds");
       const { table } = await experiment({
         out: o.out,
         worlds: worlds as WorldName[],

@@ -1,17 +1,18 @@
 import type { Command } from "commander";
 import { defaultPretrainConfig, pretrain } from "../../train/pretrain.js";
-import type { WorldName } from "../../world/question.js";
+import { NrtError } from "../../errors.js";
+import { isWorld, WORLDS } from "../../world/question.js";
 import { parseIntArg, parseKRange } from "../args.js";
 
 export function register(program: Command): void {
   program
     .command("pretrain")
     .description("train a base model from scratch on a reasoning world (SPEC §7)")
-    .requiredOption("--world <name>", "chain or chain2")
+    .requiredOption("--world <name>", WORLDS.join(", "))
     .requiredOption("-o, --out <dir>", "run directory; the model lands in DIR/final")
     .option("--steps <n>", "optimiser steps", "10000")
     .option("--batch-size <n>", "sequences per step", "32")
-    .option("--k <range>", "number of variables, e.g. 3-6 (default 2-6 for chain, 3-6 for chain2)")
+    .option("--k <range>", "number of variables, e.g. 3-6 (default 2-6 for chain, 3-6 for chain2 and chainlong)")
     .option("--trace-fraction <x>", "fraction of examples that show the trace", "0.25")
     .option("--lr <x>", "peak learning rate (cosine to 10%)", "0.002")
     .option("--seed <n>", "seed", "0")
@@ -21,7 +22,8 @@ export function register(program: Command): void {
     .option("--intermediate-size <n>", "MLP size", "256")
     .option("--no-progress", "no live progress display")
     .action((o: Record<string, string | boolean>) => {
-      const world = o.world as WorldName;
+      const world = String(o.world);
+      if (!isWorld(world)) throw new NrtError(`must be one of ${WORLDS.join(", ")}, got ${world}`, "--world");
       const c = defaultPretrainConfig(world, o.out as string);
       if (o.k) [c.kMin, c.kMax] = parseKRange(o.k as string);
       Object.assign(c, {

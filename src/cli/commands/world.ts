@@ -2,14 +2,14 @@ import { writeFileSync } from "node:fs";
 import type { Command } from "commander";
 import { NrtError } from "../../errors.js";
 import { generate, toJsonl } from "../../world/chain.js";
-import type { WorldName } from "../../world/question.js";
+import { isWorld, WORLDS } from "../../world/question.js";
 import { parseIntArg, parseKRange } from "../args.js";
 
 export function register(program: Command): void {
   program
     .command("world")
     .description("generate question–answer data of a reasoning world (SPEC §7) as JSON Lines")
-    .argument("<world>", "chain or chain2")
+    .argument("<world>", WORLDS.join(", "))
     .option("--split <split>", "train or eval (eval: only reserved questions)", "train")
     .option("--n <n>", "number of records", "1000")
     .option("--k <range>", "number of variables: one value or a range like 3-6", "3-6")
@@ -18,13 +18,13 @@ export function register(program: Command): void {
     .option("-o, --out <file>", "output file (default: stdout)")
     .action(
       (world: string, o: { split: string; n: string; k: string; seed: string; withTrace?: boolean; out?: string }) => {
-        if (world !== "chain" && world !== "chain2")
-          throw new NrtError(`unknown world ${JSON.stringify(world)} (chain or chain2)`, "nrt world");
+        if (!isWorld(world))
+          throw new NrtError(`unknown world ${JSON.stringify(world)} (${WORLDS.join(", ")})`, "nrt world");
         if (o.split !== "train" && o.split !== "eval")
           throw new NrtError(`must be train or eval, got ${o.split}`, "--split");
         const text = toJsonl(
           generate({
-            world: world as WorldName,
+            world,
             split: o.split,
             n: parseIntArg(o.n, "--n", 0),
             k: parseKRange(o.k),
