@@ -1,6 +1,6 @@
 import type { Command } from "commander";
-import { defaultPretrainConfig, pretrain } from "../../train/pretrain.js";
 import { NrtError } from "../../errors.js";
+import { defaultPretrainConfig, pretrain } from "../../train/pretrain.js";
 import { isWorld, WORLDS } from "../../world/question.js";
 import { parseIntArg, parseKRange } from "../args.js";
 
