@@ -51,6 +51,11 @@ export const trainFields = {
   skipInvalid: field(bool(), false, "turn invalid data records into counted warnings"),
   progress: field(bool(), true, "live progress display on stderr"),
   samplesEvery: field(int(1), 10, "write two sampled traces with their rewards to samples.jsonl every N steps"),
+  termGradNorms: field(
+    bool(),
+    false,
+    "on the steps that write samples, also log each SPEC §4 term's gradient norm (grad_norm/{trace,answer,format}; native engine, one forward+backward per term)",
+  ),
   engine: field(
     z.enum(ENGINES),
     "native",

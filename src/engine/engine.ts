@@ -101,6 +101,11 @@ export interface Engine {
    * same batch object and unchanged weights, an engine may reuse that forward (the native one does).
    */
   step(batch: SeqBatch, weights: Float32Array, o: OptimStep): MaybePromise<StepResult>;
+  /**
+   * Optional, for diagnostics: the global norm of ∇ Σ_t w_t·(−log π(tokens[t])) for each weight vector, under the
+   * current weights, without an update. Engines that cannot (remote ones) leave it out.
+   */
+  gradNorms?(batch: SeqBatch, weights: readonly Float32Array[]): MaybePromise<number[]>;
   /** Copies the current weights into the local model's parameter buffer (for checkpoints and the final model). */
   pull(): MaybePromise<void>;
   /** Saves what a checkpoint named `name` needs besides the weights. */

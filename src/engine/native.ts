@@ -125,6 +125,19 @@ export class NativeEngine implements Engine {
     return { loss, gradNorm, applied: true };
   }
 
+  gradNorms(batch: SeqBatch, weights: readonly Float32Array[]): number[] {
+    const grads = this.model.zeros();
+    const norms = weights.map((w) => {
+      // a forward per backward: the backward may reuse the forward's buffers
+      this.model.engine.forward(batch.tokens, batch.lens);
+      grads.fill(0);
+      this.model.engine.backward(w, grads);
+      return native().gradNorm(grads);
+    });
+    this.held = null; // the next step runs its own forward
+    return norms;
+  }
+
   pull(): void {} // the weights are the local model's own buffer
 
   saveState(): EngineState {

@@ -2,7 +2,8 @@ import { recordExamples } from "../data/format.js";
 import type { QaRecord } from "../data/qa.js";
 import { NrtError } from "../errors.js";
 import type { LoadedModel } from "../io/load.js";
-import { parseQuestion } from "../world/question.js";
+import { LONGEST_SENTENCE, longAnswerCorrect } from "../world/long-answer.js";
+import { type ParsedQuestion, parseQuestion } from "../world/question.js";
 import { answer, decodeLoose, type Generated, spanLogprobs, traces } from "./_batch.js";
 import { type EvalReport, type QuestionResult, type RunResult, report } from "./metrics.js";
 
@@ -59,7 +60,9 @@ export const FORCED_TRACE_TEXT = "b";
  *   question's index in `records`;
  * - direct: prompt ⊕ ⟨answer_start⟩, greedy answer; forced: the trace starts with the tokens of `b`;
  * - an answer is correct when it ends on ⟨eos⟩ within the answer limit and the text before ⟨eos⟩ equals the
- *   reference exactly;
+ *   reference exactly — for a chainlong question, when it parses into the reference's (variable, value) pairs in
+ *   order, whatever the phrasing (`exact` keeps the string match); the answer limit then leaves room for the
+ *   longest phrasing of every sentence;
  * - decision: π(⟨answer_start⟩ | prompt); hard tokens: π(y*_i | prompt, ∅) against π(y*_i | prompt, z_free)
  *   teacher-forced.
  * Each phase runs all questions as one batch. Questions that are not chain questions go to `by_k["?"]`.
@@ -95,7 +98,12 @@ export function evaluate(loaded: LoadedModel, records: readonly QaRecord[], opts
 
   phase("answers");
   const runs = [free, sampled, direct, forced];
-  const limit = examples.reduce((m, e) => Math.max(m, e.answer.length), maxAnswerTokens);
+  const parsed = examples.map((e) => parseOrNull(e.record.question));
+  const limit = examples.reduce(
+    (m, e, i) =>
+      Math.max(m, e.answer.length, parsed[i]?.world === "chainlong" ? parsed[i].queried.length * LONGEST_SENTENCE : 0),
+    maxAnswerTokens,
+  );
   const answers = answer(
     model,
     runs.flatMap((run) => run.map((g, i) => [...prompts[i], ...g.trace, as])),
@@ -119,10 +127,12 @@ export function evaluate(loaded: LoadedModel, records: readonly QaRecord[], opts
   const n = examples.length;
   const questions: QuestionResult[] = examples.map((e, i) => {
     const reference = decodeLoose(tok, e.answer.slice(0, -1));
+    const long = parsed[i]?.world === "chainlong";
     const run = (r: number): RunResult => {
       const g = runs[r][i];
       const a = answers[r * n + i];
       const prediction = decodeLoose(tok, a.tokens);
+      const exact = a.eos && prediction === reference;
       return {
         trace: g.trace,
         traceText: decodeLoose(tok, g.trace),
@@ -130,14 +140,15 @@ export function evaluate(loaded: LoadedModel, records: readonly QaRecord[], opts
         traceEntropy: g.entropy,
         prediction,
         eos: a.eos,
-        correct: a.eos && prediction === reference,
+        correct: long ? a.eos && longAnswerCorrect(prediction, reference) : exact,
+        exact,
       };
     };
     const b = noTrace[i].slice(1).map(Math.exp);
     return {
       question: e.record.question,
       answer: reference,
-      k: chainK(e.record.question),
+      k: parsed[i] ? parsed[i].steps.length + 1 : null,
       free: run(0),
       sampled: run(1),
       direct: run(2),
@@ -150,10 +161,10 @@ export function evaluate(loaded: LoadedModel, records: readonly QaRecord[], opts
   return { ...report(questions), questions, samples: pickSamples(questions, samples) };
 }
 
-/** Number of variables of a chain/chain2 question, or null. */
-export function chainK(question: string): number | null {
+/** A chain/chain2/chainlong question taken apart, or null for any other question. */
+function parseOrNull(question: string): ParsedQuestion | null {
   try {
-    return parseQuestion(question).steps.length + 1;
+    return parseQuestion(question);
   } catch {
     return null;
   }

@@ -1,6 +1,6 @@
 /** Human-readable tables of an evaluation (what `nrt eval` prints without --json). */
 import type { EvalSample } from "./evaluate.js";
-import type { EvalMetrics, EvalReport, HardTokenBin } from "./metrics.js";
+import type { EvalMetrics, EvalReport, HardTokenBin, QuestionResult } from "./metrics.js";
 
 const pct = (x: number): string => (100 * x).toFixed(1);
 const num = (x: number | null, digits = 3): string => (x === null ? "–" : x.toFixed(digits));
@@ -13,7 +13,8 @@ function table(header: string[], rows: string[][]): string {
 
 /**
  * The SPEC §7 metrics, one row per number of variables and one for all questions. Accuracies and the trace rate
- * in %, trace length in tokens, entropies in nats.
+ * in %, trace length in tokens, entropies in nats; `exact%` is the free run's exact string match (below `acc%`
+ * only for chainlong, whose answers may be phrased differently from the reference).
  */
 export function formatEvalTable(m: EvalReport): string {
   const row = (k: string, x: EvalMetrics): string[] => [
@@ -27,8 +28,21 @@ export function formatEvalTable(m: EvalReport): string {
     x.trace_len_mean.toFixed(1),
     num(x.trace_entropy),
     num(x.decision_entropy),
+    pct(x.accuracy_exact),
   ];
-  const header = ["k", "n", "acc%", "sampled%", "direct%", "forced%", "traced%", "len", "H_trace", "H_decide"];
+  const header = [
+    "k",
+    "n",
+    "acc%",
+    "sampled%",
+    "direct%",
+    "forced%",
+    "traced%",
+    "len",
+    "H_trace",
+    "H_decide",
+    "exact%",
+  ];
   const rows = Object.entries(m.by_k).map(([k, x]) => row(k, x));
   return table(header, [...rows, row("all", m)]);
 }
@@ -57,4 +71,25 @@ export function formatSamples(samples: EvalSample[]): string {
       ].join("\n"),
     )
     .join("\n");
+}
+
+/**
+ * `nrt eval --predictions`: one JSON line per question, in data order — the question, the reference, the free run's
+ * trace and answer text, whether it was counted correct and whether it matched the reference exactly.
+ */
+export function predictionsJsonl(questions: readonly QuestionResult[]): string {
+  return questions
+    .map(
+      (q) =>
+        `${JSON.stringify({
+          question: q.question,
+          reference: q.answer,
+          k: q.k,
+          trace: q.free.traceText,
+          answer: q.free.prediction,
+          correct: q.free.correct,
+          exact: q.free.exact,
+        })}\n`,
+    )
+    .join("");
 }

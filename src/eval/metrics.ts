@@ -26,8 +26,13 @@ export interface RunResult {
   prediction: string;
   /** the answer ended on ⟨eos⟩ within the answer limit */
   eos: boolean;
-  /** `eos` and `prediction` equals the reference answer exactly */
+  /**
+   * `eos` and the prediction is right: equal to the reference exactly, or for a chainlong question (SPEC §7) the
+   * same (variable, value) pairs in the same order in any of the four phrasings
+   */
   correct: boolean;
+  /** `eos` and `prediction` equals the reference answer exactly (what a string-matching verifier would see) */
+  exact: boolean;
 }
 
 /** Everything measured on one question. */
@@ -35,7 +40,7 @@ export interface QuestionResult {
   question: string;
   /** the reference answer as the tokenizer writes it back (decode ∘ encode; for the char tokenizer, the record's) */
   answer: string;
-  /** number of variables of a chain/chain2 question; null for any other question */
+  /** number of variables of a chain/chain2/chainlong question; null for any other question */
   k: number | null;
   /** greedy trace, greedy answer */
   free: RunResult;
@@ -70,6 +75,8 @@ export interface HardTokenBin {
 export interface EvalMetrics {
   n: number;
   accuracy: number;
+  /** exact string match of the free run's answer with the reference (equal to `accuracy` but for chainlong) */
+  accuracy_exact: number;
   accuracy_sampled: number;
   accuracy_direct: number;
   accuracy_forced: number;
@@ -128,7 +135,8 @@ export function hardTokenBins(pNoTrace: readonly number[], pAfterTrace: readonly
 }
 
 /**
- * SPEC §7 over `qs`: accuracies are exact-match rates; trace_rate = share of questions whose greedy free-run trace
+ * SPEC §7 over `qs`: accuracies are rates of correct answers (exact match; chainlong: the same values in any
+ * phrasing), `accuracy_exact` the free run's exact-match rate; trace_rate = share of questions whose greedy free-run trace
  * is non-empty; trace_len_mean = mean |z| over all questions (0 for no trace); trace_entropy = mean entropy over
  * all greedy free-run trace tokens pooled (0 when there are none); decision_entropy = mean over questions of
  * h(π(⟨answer_start⟩ | prompt)).
@@ -138,6 +146,7 @@ export function summarize(qs: QuestionResult[]): EvalMetrics {
   return {
     n: qs.length,
     accuracy: rate(qs, (q) => q.free.correct),
+    accuracy_exact: rate(qs, (q) => q.free.exact),
     accuracy_sampled: rate(qs, (q) => q.sampled.correct),
     accuracy_direct: rate(qs, (q) => q.direct.correct),
     accuracy_forced: rate(qs, (q) => q.forced.correct),

@@ -99,6 +99,7 @@ const NO_COUNTERPART: Readonly<Record<string, string>> = {
   onNan: "the recipe raises on a non-finite reward (nrt_ray_trainer: 'trace_reward is nan or inf')",
   progress: "nrt's terminal display",
   samplesEvery: "nrt's samples.jsonl; verl logs rollouts with trainer.rollout_data_dir",
+  termGradNorms: "nrt's per-term gradient-norm diagnostics",
   engine:
     "nrt's engines (and their engine_*, sampler_*, learner settings); the recipe samples with vLLM and trains with FSDP",
 };

@@ -106,6 +106,34 @@ export function traceSequenceWeights(
   return w;
 }
 
+/** One trace's weights split by SPEC §4 term; trace + answer + format = `traceSequenceWeights` (one update, ρ = 1). */
+export interface TermWeights {
+  /** A_k / norm on z_k and ⟨answer_start⟩ */
+  trace: Float32Array;
+  /** s_{k,i} / norm on y*_i */
+  answer: Float32Array;
+  /** λ_fmt · [not emitted_k] / norm on ⟨answer_start⟩ */
+  format: Float32Array;
+}
+
+/**
+ * `traceSequenceWeights` (one update per batch) split into its three SPEC §4 terms, each of length P + Z + 1 + T
+ * and zero outside its term's tokens: Σ_t w_term,t · (−log π_t) is that term of L_k / norm, and its gradient the
+ * term's share of the update.
+ */
+export function termSequenceWeights(layout: SequenceLayout, scores: GroupScores, k: number, norm: number): TermWeights {
+  const { promptLen: P, traceLen: Z, answerLen: T } = layout;
+  const all = traceSequenceWeights(layout, scores, k, norm); // checks the layout
+  const n = P + Z + 1 + T;
+  const trace = new Float32Array(n);
+  const answer = new Float32Array(n);
+  const format = new Float32Array(n);
+  trace.fill(scores.traceWeight[k] / norm, P, P + Z + 1);
+  format[P + Z] = scores.formatWeight[k] / norm;
+  answer.set(all.subarray(P + Z + 1), P + Z + 1);
+  return { trace, answer, format };
+}
+
 /**
  * The SFT weights (length P + 1 + T) of prompt ⊕ ⟨answer_start⟩ ⊕ y* (SPEC §5, §8): 0 on the prompt and 1/G on
  * ⟨answer_start⟩ and every y*_i, so that Σ_t w_t · (−log π_t) = (1/G) · (−log π(⟨answer_start⟩) − Σ_i log π(y*_i)).

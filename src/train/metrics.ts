@@ -1,5 +1,5 @@
 import type { Trace } from "../rollout/rollout.js";
-import type { ScoredBatch } from "./nrt-batch.js";
+import { type ScoredBatch, termWeights } from "./nrt-batch.js";
 
 /** One step's metrics, namespaced with "/" (one JSONL line per step). Keys under time/ or ending in _per_s are timing. */
 export type Metrics = Record<string, number>;
@@ -69,22 +69,15 @@ export function samplerGap(traces: readonly Trace[][], b: ScoredBatch): Metrics 
   return n ? { "sampler/logprob_gap": sum / n, "sampler/logprob_gap_max": max } : {};
 }
 
-/** The three terms of SPEC §4's loss (each already divided by G·K), from the scores and log-probabilities. */
-export function lossTerms(b: ScoredBatch): Metrics {
+/** The three terms of SPEC §4's loss (each already divided by its normaliser): Σ_t w_term,t · (−log π_t). */
+export function lossTerms(b: ScoredBatch, terms = termWeights(b)): Metrics {
   const lp = b.forward.logprobs;
-  let trace = 0;
-  let answer = 0;
-  let format = 0;
-  for (const s of b.spans) {
-    const sc = b.scores[s.group];
-    const a = s.start + s.promptLen;
-    let nll = 0;
-    for (let j = 0; j <= s.traceLen; j++) nll -= lp[a + j];
-    trace += (sc.traceWeight[s.k] * nll) / s.norm;
-    format += (sc.formatWeight[s.k] * -lp[a + s.traceLen]) / s.norm;
-    for (let i = 0; i < s.answerLen; i++) answer += (sc.s[s.k][i] * -lp[a + s.traceLen + 1 + i]) / s.norm;
-  }
-  return { "loss/trace": trace, "loss/answer": answer, "loss/format": format };
+  const dot = (w: Float32Array): number => {
+    let sum = 0;
+    for (let t = 0; t < w.length; t++) if (w[t] !== 0) sum -= w[t] * lp[t];
+    return sum;
+  };
+  return { "loss/trace": dot(terms.trace), "loss/answer": dot(terms.answer), "loss/format": dot(terms.format) };
 }
 
 export { mean, std };

@@ -3,7 +3,13 @@ import type { Scored, SeqBatch } from "../engine/engine.js";
 import type { Model } from "../model/model.js";
 import { type GroupScores, scoreGroup } from "../nrt/group.js";
 import type { NrtObjective } from "../nrt/methods.js";
-import { type SequenceLayout, sftSequenceWeights, traceSequenceWeights } from "../nrt/weights.js";
+import {
+  type SequenceLayout,
+  sftSequenceWeights,
+  type TermWeights,
+  termSequenceWeights,
+  traceSequenceWeights,
+} from "../nrt/weights.js";
 
 /** One question with its sampled traces: the unit of SPEC §3 (and of an `nrt grad` batch group). */
 export interface QuestionGroup {
@@ -121,6 +127,22 @@ export function scoreNrtBatch(
 
 function addAt(w: Float32Array, at: number, add: Float32Array): void {
   for (let i = 0; i < add.length; i++) w[at + i] += add[i];
+}
+
+/**
+ * The batch's weights split by SPEC §4 term, over the packed sequences (shared sequences sum their traces'): the
+ * engine's loss with one of them is that term of L, and its gradient that term's share of ∇L.
+ */
+export function termWeights(batch: ScoredBatch): TermWeights {
+  const n = batch.packed.length;
+  const out: TermWeights = { trace: new Float32Array(n), answer: new Float32Array(n), format: new Float32Array(n) };
+  for (const s of batch.spans) {
+    const t = termSequenceWeights(s, batch.scores[s.group], s.k, s.norm);
+    addAt(out.trace, s.start, t.trace);
+    addAt(out.answer, s.start, t.answer);
+    addAt(out.format, s.start, t.format);
+  }
+  return out;
 }
 
 /**

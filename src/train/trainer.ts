@@ -32,7 +32,15 @@ import { checkAlarms } from "./alarms.js";
 import { checkpointName, latestCheckpoint, saveCheckpoint } from "./checkpoint.js";
 import { DataOrder, stepSeed } from "./data-order.js";
 import { lossTerms, type Metrics, nrtMetrics, samplerGap } from "./metrics.js";
-import { packNrtBatch, packSft, type QuestionGroup, ratioWeights, type ScoredBatch, scorePacked } from "./nrt-batch.js";
+import {
+  packNrtBatch,
+  packSft,
+  type QuestionGroup,
+  ratioWeights,
+  type ScoredBatch,
+  scorePacked,
+  termWeights,
+} from "./nrt-batch.js";
 import { RUN_CONFIG, SAMPLES_FILE } from "./run-dir.js";
 
 /** Hooks for library users: a callback per step and their own examples instead of `data`. */
@@ -221,9 +229,10 @@ function* runSteps(
     const s = step + 1;
     const t0 = performance.now();
     const batch = order.batch(s).map((i) => examples[i]);
+    const logged = s === 1 || s % cfg.samplesEvery === 0;
     const m = objective
-      ? yield* nrtStep(engine, loaded, batch, objective, cfg, s, answerStartId, specialIds, (rows) => {
-          if (s === 1 || s % cfg.samplesEvery === 0)
+      ? yield* nrtStep(engine, loaded, batch, objective, cfg, s, answerStartId, specialIds, logged, (rows) => {
+          if (logged)
             appendFileSync(join(out, SAMPLES_FILE), rows.map((r) => `${JSON.stringify({ step: s, ...r })}\n`).join(""));
         })
       : yield* sftStep(engine, batch, cfg, answerStartId);
@@ -294,6 +303,8 @@ function* nrtStep(
   step: number,
   answerStartId: number,
   specialIds: number[],
+  /** a step whose samples are logged: with --term-grad-norms the per-term gradient norms are measured too */
+  logged: boolean,
   onSamples: (rows: { question: string; trace: string; reference: string; reward: number }[]) => void,
 ): Generator<Pending, Metrics | string, unknown> {
   const t0 = performance.now();
@@ -327,7 +338,18 @@ function* nrtStep(
     throw e;
   }
   const t2 = performance.now();
-  const metrics: Metrics = { ...nrtMetrics(traces, scored), ...samplerGap(traces, scored), ...lossTerms(scored) };
+  const terms = termWeights(scored);
+  const metrics: Metrics = {
+    ...nrtMetrics(traces, scored),
+    ...samplerGap(traces, scored),
+    ...lossTerms(scored, terms),
+  };
+  if (logged && cfg.termGradNorms && engine.gradNorms) {
+    const [trace, answer, format] = yield* wait(
+      engine.gradNorms(scored.seqs, [terms.trace, terms.answer, terms.format]),
+    );
+    Object.assign(metrics, { "grad_norm/trace": trace, "grad_norm/answer": answer, "grad_norm/format": format });
+  }
   const tok = loadedTokenizer;
   onSamples(
     traces[0].slice(0, 2).map((t, k) => ({

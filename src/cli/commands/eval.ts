@@ -1,9 +1,10 @@
+import { writeFileSync } from "node:fs";
 import os from "node:os";
 import type { Command } from "commander";
 import { readQaFile } from "../../data/qa.js";
 import { NrtError } from "../../errors.js";
 import { evaluate } from "../../eval/evaluate.js";
-import { formatEvalTable, formatHardTokens, formatSamples } from "../../eval/format.js";
+import { formatEvalTable, formatHardTokens, formatSamples, predictionsJsonl } from "../../eval/format.js";
 import { loadModel } from "../../io/load.js";
 import { setThreads } from "../../model/native.js";
 import { parseIntArg } from "../args.js";
@@ -18,6 +19,8 @@ interface EvalFlags {
   threads: string;
   samples?: string;
   skipInvalid?: boolean;
+  predictions?: string;
+  force?: boolean;
 }
 
 export function register(program: Command): void {
@@ -34,6 +37,8 @@ export function register(program: Command): void {
     .option("--threads <n>", "compute threads", String(Math.max(1, os.availableParallelism())))
     .option("--samples <n>", "questions to show with their traces (default 3; with --json only when given)")
     .option("--skip-invalid", "skip invalid data records with a warning")
+    .option("--predictions <file>", "write one JSON line per question: reference, free trace and answer, correct")
+    .option("--force", "let --predictions replace an existing file")
     .action((pos: string | undefined, o: EvalFlags) => {
       const path = o.model ?? pos;
       if (!path) throw new NrtError("a model is required (--model DIR)", "nrt eval");
@@ -55,6 +60,7 @@ export function register(program: Command): void {
       log(`${data.records.length} questions, model ${loaded.dir}`);
       const r = evaluate(loaded, data.records, { ...opts, onPhase: log });
       log(`done in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+      if (o.predictions) writePredictions(o.predictions, predictionsJsonl(r.questions), Boolean(o.force));
       const text = [
         formatEvalTable(r),
         "",
@@ -71,4 +77,15 @@ export function register(program: Command): void {
         process.stdout.write(`${text}\n`);
       }
     });
+}
+
+/** Writes the predictions file; an existing file is replaced only with --force. */
+function writePredictions(path: string, text: string, force: boolean): void {
+  try {
+    writeFileSync(path, text, { flag: force ? "w" : "wx" });
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === "EEXIST") throw new NrtError("already exists (use --force to replace it)", path);
+    throw new NrtError(`cannot write predictions (${code ?? String(e)})`, path);
+  }
 }
