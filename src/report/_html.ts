@@ -1,7 +1,15 @@
 import { drawCharts, type PageData } from "./_client.js";
 import type { RunData } from "./_read-run.js";
 import { accuracyChart, CHARTS, type ChartData, chartData, ema } from "./_series.js";
-import { alarmsTable, esc, evalTable, finalTable, samplesSection, settingsTables } from "./_tables.js";
+import {
+  accuracyByKTable,
+  alarmsTable,
+  esc,
+  evalTable,
+  finalTable,
+  samplesSection,
+  settingsTables,
+} from "./_tables.js";
 
 /** Run colours (Tableau 10), in run order; more runs reuse them. */
 export const PALETTE: readonly string[] = [
@@ -74,6 +82,7 @@ export function renderPage(runs: readonly RunData[], o: PageOptions): string {
     .join("\n");
   const warnings = runs.flatMap((r) => r.warnings).map((w) => `<p class="warn">${esc(w)}</p>`);
   const evals = evalTable(runs, colors);
+  const byK = accuracyByKTable(runs);
   const script = `const ema = ${ema.toString()};\n(${drawCharts.toString()})(JSON.parse(document.getElementById("nrt-data").textContent), uPlot, ema);`;
   return `<!doctype html>
 <html lang="en">
@@ -97,6 +106,7 @@ ${warnings.join("\n")}
 <p class="note">Mean of the last 10 logged steps.</p>
 ${finalTable(runs, colors)}
 ${evals ? `<h2>Evaluation</h2>\n${evals}` : ""}
+${byK ? `<h3>Accuracy by k per method</h3>\n<p class="note">Free greedy accuracy (%) by number of variables: mean over the method's runs (min–max).</p>\n${byK}` : ""}
 <h2>Settings</h2>
 ${settingsTables(runs)}
 <h2>Alarms</h2>

@@ -32,6 +32,7 @@ export interface SampleRow {
 export interface EvalJson {
   n: number;
   accuracy: number;
+  accuracy_exact?: number;
   accuracy_sampled?: number;
   accuracy_direct?: number;
   accuracy_forced?: number;
@@ -39,7 +40,7 @@ export interface EvalJson {
   trace_len_mean?: number;
   trace_entropy?: number;
   decision_entropy?: number;
-  by_k?: Record<string, { n: number; accuracy: number; accuracy_direct?: number }>;
+  by_k?: Record<string, { n: number; accuracy: number; accuracy_direct?: number; accuracy_exact?: number }>;
   samples?: { question: string; reference: string; trace: string; predicted: string; correct: boolean }[];
 }
 

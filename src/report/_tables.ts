@@ -42,6 +42,7 @@ export function evalTable(runs: readonly RunData[], colors: readonly string[]): 
   const keys = [
     "n",
     "accuracy",
+    ...(runs.some((r) => r.eval?.accuracy_exact !== undefined) ? (["accuracy_exact"] as const) : []),
     "accuracy_sampled",
     "accuracy_direct",
     "accuracy_forced",
@@ -54,6 +55,47 @@ export function evalTable(runs: readonly RunData[], colors: readonly string[]): 
     r.eval ? [[`${swatch(colors[i])}${esc(r.name)}`, ...keys.map((k) => num(r.eval![k]))]] : [],
   );
   return rows.length === 0 ? "" : table(["run", ...keys], rows, "num");
+}
+
+/**
+ * Free accuracy by number of variables k per method, across runs: the runs of one method (its seeds) pooled as the
+ * mean of their eval.json `by_k` accuracies, with the range over runs; exact-match accuracy beside it where a run
+ * reports one that differs (chainlong). "" when no run has eval.json with `by_k`.
+ */
+export function accuracyByKTable(runs: readonly RunData[]): string {
+  const withK = runs.filter((r) => r.eval?.by_k && Object.keys(r.eval.by_k).some((k) => /^\d+$/.test(k)));
+  if (withK.length === 0) return "";
+  const ks = [...new Set(withK.flatMap((r) => Object.keys(r.eval!.by_k!).filter((k) => /^\d+$/.test(k))))].sort(
+    (a, b) => Number(a) - Number(b),
+  );
+  const methods = [...new Set(withK.map((r) => String(r.settings.method ?? r.name)))];
+  const exact = withK.some((r) =>
+    Object.values(r.eval!.by_k!).some((m) => m.accuracy_exact !== undefined && m.accuracy_exact !== m.accuracy),
+  );
+  const pct = (x: number) => (100 * x).toFixed(1);
+  const cell = (xs: number[]) =>
+    xs.length === 0
+      ? "–"
+      : xs.length === 1
+        ? pct(xs[0])
+        : `${pct(xs.reduce((a, b) => a + b, 0) / xs.length)} (${pct(Math.min(...xs))}–${pct(Math.max(...xs))})`;
+  const rows = methods.map((m) => {
+    const rs = withK.filter((r) => String(r.settings.method ?? r.name) === m);
+    const at = (k: string, key: "accuracy" | "accuracy_exact") =>
+      rs.flatMap((r) => {
+        const v = r.eval!.by_k![k]?.[key];
+        return typeof v === "number" ? [v] : [];
+      });
+    return [
+      esc(m),
+      String(rs.length),
+      ...ks.flatMap((k) =>
+        exact ? [cell(at(k, "accuracy")), cell(at(k, "accuracy_exact"))] : [cell(at(k, "accuracy"))],
+      ),
+    ];
+  });
+  const head = ["method", "runs", ...ks.flatMap((k) => (exact ? [`k=${k}`, `k=${k} exact`] : [`k=${k}`]))];
+  return table(head, rows, "num");
 }
 
 const show = (v: unknown): string => esc(typeof v === "string" ? v : (JSON.stringify(v) ?? "–"));
