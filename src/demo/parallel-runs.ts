@@ -18,10 +18,21 @@ export interface RunOutcome {
   stderr: string;
 }
 
-/** A one-thread `nrt train` run of `method` from `base` on `data` into `outDir`, checkpointed only at the end. */
+/**
+ * A one-thread `nrt train` run of `method` from `base` on `data` into `outDir`, checkpointed only at the end;
+ * `termGradNorms` logs each loss term's gradient norm on the sample steps (for the experiment's mechanism table).
+ */
 export function trainRunSpec(
   name: string,
-  o: { base: string; data: string; outDir: string; method: string; steps: number; seed: number },
+  o: {
+    base: string;
+    data: string;
+    outDir: string;
+    method: string;
+    steps: number;
+    seed: number;
+    termGradNorms?: boolean;
+  },
 ): RunSpec {
   return {
     name,
@@ -31,6 +42,7 @@ export function trainRunSpec(
       ...["--model", o.base, "--data", o.data, "--out", o.outDir, "--method", o.method],
       ...["--steps", String(o.steps), "--seed", String(o.seed), "--checkpoint-every", String(o.steps)],
       ...["--threads", "1", "--progress", "false"],
+      ...(o.termGradNorms ? ["--term-grad-norms", "true"] : []),
     ],
   };
 }
