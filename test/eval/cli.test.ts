@@ -1,6 +1,7 @@
 // `nrt eval` through bin/nrt.js (the compiled dist/, rebuilt when older than the sources this test covers).
 
 import { spawnSync } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { beforeAll, describe, expect, it } from "vitest";
@@ -80,6 +81,32 @@ describe("nrt eval", () => {
     expect(r.stdout).toMatch(/^all\s+3\s+66\.7/m);
     expect(r.stdout).toContain("[0.9,1]");
     expect(r.stdout).toContain('trace "=8" → "7" ✓');
+  });
+
+  it("--predictions writes one line per question, and replaces a file only with --force", () => {
+    const file = join(dir, "predictions.jsonl");
+    const args = ["eval", dir, "--data", data, "--max-trace-tokens", "4", "--threads", "1", "--predictions", file];
+    const r = nrt(args);
+    expect(r.status, r.stderr).toBe(0);
+    const lines = readFileSync(file, "utf8")
+      .trimEnd()
+      .split("\n")
+      .map((l) => JSON.parse(l));
+    expect(lines).toHaveLength(3);
+    expect(lines[1]).toEqual({
+      question: "a1,b+1,c+1,d+1;d",
+      reference: "7",
+      k: 4,
+      trace: "=8",
+      answer: "7",
+      correct: true,
+      exact: true,
+    });
+    expect(lines.map((l) => l.correct)).toEqual([true, true, false]);
+    const again = nrt(args);
+    expect(again.status).toBe(2);
+    expect(again.stderr).toContain(`${file}: already exists (use --force to replace it)`);
+    expect(nrt([...args, "--force"]).status).toBe(0);
   });
 
   it("refuses a missing --data with exit code 2", () => {
