@@ -1,7 +1,7 @@
 import { recordExamples } from "../data/format.js";
 import type { QaRecord } from "../data/qa.js";
 import { NrtError } from "../errors.js";
-import type { LoadedModel } from "../io/load.js";
+import { type LoadedModel, withAnswerStart } from "../io/load.js";
 import { LONGEST_SENTENCE, longAnswerCorrect } from "../world/long-answer.js";
 import { type ParsedQuestion, parseQuestion } from "../world/question.js";
 import { answer, decodeLoose, type Generated, spanLogprobs, traces } from "./_batch.js";
@@ -42,6 +42,8 @@ export interface EvalSample {
 
 /** The SPEC §7 metrics (what `nrt eval --json` prints), with every question's outcomes and a few samples. */
 export interface EvalResult extends EvalReport {
+  /** the model had no ⟨answer_start⟩: it was added in memory as training would add it (SPEC §2) */
+  answer_start_added: boolean;
   /** every question's outcomes, in data order */
   questions: QuestionResult[];
   /** a few questions, one per k in turn (increasing k), in data order within a k */
@@ -67,20 +69,20 @@ export const FORCED_TRACE_TEXT = "b";
  *   teacher-forced.
  * Each phase runs all questions as one batch. Questions that are not chain questions go to `by_k["?"]`.
  */
-export function evaluate(loaded: LoadedModel, records: readonly QaRecord[], opts: EvalOptions = {}): EvalResult {
+export function evaluate(given: LoadedModel, records: readonly QaRecord[], opts: EvalOptions = {}): EvalResult {
   const { maxTraceTokens = 64, seed = 0, maxAnswerTokens = 32, samples = 3, where = "data" } = opts;
   const phase = opts.onPhase ?? (() => {});
-  const { model, tokenizer: tok } = loaded;
   if (!Number.isInteger(maxTraceTokens) || maxTraceTokens < 1)
     throw new NrtError(`must be an integer ≥ 1, got ${maxTraceTokens}`, "maxTraceTokens");
   if (records.length === 0) throw new NrtError("no records to evaluate", where);
-  const as = tok.answerStartId ?? model.config.answerStartTokenId;
-  if (as === null) throw new NrtError("the model has no <answer_start> token (SPEC §2)", loaded.dir);
-  const examples = recordExamples(tok, loaded.chatTemplate, records, model.config.maxPositionEmbeddings, where);
+  const { loaded: withAs, added } = withAnswerStart(given); // SPEC §2, as training would: a base can be measured
+  const { model, tokenizer: tok } = withAs;
+  const as = tok.answerStartId!; // withAnswerStart guarantees it
+  const examples = recordExamples(tok, withAs.chatTemplate, records, model.config.maxPositionEmbeddings, where);
   const eos = tok.eosId!; // recordExamples has checked it
   const stop = [...new Set([...tok.specialIds, as, eos])];
   const forcedIds = tok.encode(FORCED_TRACE_TEXT).slice(0, maxTraceTokens);
-  if (forcedIds.length === 0) throw new NrtError(`cannot encode ${FORCED_TRACE_TEXT}`, loaded.dir);
+  if (forcedIds.length === 0) throw new NrtError(`cannot encode ${FORCED_TRACE_TEXT}`, withAs.dir);
   const prompts = examples.map((e) => e.prompt);
 
   const gen = { stop, answerStartId: as, seed };
@@ -156,10 +158,13 @@ export function evaluate(loaded: LoadedModel, records: readonly QaRecord[], opts
       pAnswerStart: Math.exp(noTrace[i][0]),
       pNoTrace: b,
       pAfterTrace: after.get(i)?.map(Math.exp) ?? b,
+      answerLogprob: { trace: meanOf(after.get(i) ?? noTrace[i].slice(1)), direct: meanOf(noTrace[i].slice(1)) },
     };
   });
-  return { ...report(questions), questions, samples: pickSamples(questions, samples) };
+  return { ...report(questions), answer_start_added: added, questions, samples: pickSamples(questions, samples) };
 }
+
+const meanOf = (xs: readonly number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
 
 /** A chain/chain2/chainlong question taken apart, or null for any other question. */
 function parseOrNull(question: string): ParsedQuestion | null {

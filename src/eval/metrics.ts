@@ -56,6 +56,8 @@ export interface QuestionResult {
   pNoTrace: number[];
   /** per token of y*: π(y*_i | x, z, y*_<i) after the greedy free-run trace z (equal to pNoTrace when z is empty) */
   pAfterTrace: number[];
+  /** (1/T) Σ_i log π(y*_i | x, z, y*_<i) after the greedy free-run trace, and with no trace (log b) */
+  answerLogprob: { trace: number; direct: number };
 }
 
 /** One bin of the hard-token analysis: answer tokens grouped by their probability without a trace. */
@@ -84,6 +86,12 @@ export interface EvalMetrics {
   trace_len_mean: number;
   trace_entropy: number;
   decision_entropy: number;
+  /**
+   * the reference answer's mean token log-probability (nats) after the greedy free-run trace, and with none: how
+   * likely the model finds the right answer, on any data (no checker needed)
+   */
+  answer_logprob: number;
+  answer_logprob_direct: number;
   hard_tokens: HardTokenBin[];
 }
 
@@ -139,7 +147,8 @@ export function hardTokenBins(pNoTrace: readonly number[], pAfterTrace: readonly
  * phrasing), `accuracy_exact` the free run's exact-match rate; trace_rate = share of questions whose greedy free-run trace
  * is non-empty; trace_len_mean = mean |z| over all questions (0 for no trace); trace_entropy = mean entropy over
  * all greedy free-run trace tokens pooled (0 when there are none); decision_entropy = mean over questions of
- * h(π(⟨answer_start⟩ | prompt)).
+ * h(π(⟨answer_start⟩ | prompt)); answer_logprob(_direct) = mean over questions of the reference's mean token
+ * log-probability after the greedy trace (with no trace).
  */
 export function summarize(qs: QuestionResult[]): EvalMetrics {
   const ent = qs.flatMap((q) => q.free.traceEntropy);
@@ -154,6 +163,8 @@ export function summarize(qs: QuestionResult[]): EvalMetrics {
     trace_len_mean: mean(qs.map((q) => q.free.trace.length)),
     trace_entropy: mean(ent),
     decision_entropy: mean(qs.map((q) => binaryEntropy(Math.log(q.pAnswerStart)))),
+    answer_logprob: mean(qs.map((q) => q.answerLogprob.trace)),
+    answer_logprob_direct: mean(qs.map((q) => q.answerLogprob.direct)),
     hard_tokens: hardTokenBins(
       qs.flatMap((q) => q.pNoTrace),
       qs.flatMap((q) => q.pAfterTrace),

@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { resolveFields } from "../../src/config/schema.js";
 import { type TrainConfig, trainFields } from "../../src/config/train-config.js";
+import { evaluate } from "../../src/eval/evaluate.js";
 import { type LoadedModel, loadModel, withAnswerStart } from "../../src/io/load.js";
 import { saveModelDir } from "../../src/io/model-dir.js";
 import { llamaConfig } from "../../src/model/config.js";
@@ -193,5 +194,40 @@ describe("nrt train on a chat model without ⟨answer_start⟩", () => {
     }
     const sample = JSON.parse(readFileSync(join(out, "samples.jsonl"), "utf8").split("\n")[0]);
     expect(sample.question).toBeTypeOf("string");
+  });
+});
+
+describe("nrt eval on a model without ⟨answer_start⟩ (SPEC §7: a base measured before training)", () => {
+  it("adds it in memory as training would, says so, and scores plain QA by exact match and answer log-probability", () => {
+    const src = loaded(false);
+    const { loaded: withAs } = withAnswerStart(src);
+    const records = ["the a", "he a"].map((q, i) => ({ question: q, answer: "he", line: i + 1 }));
+    const r = evaluate(src, records, { maxTraceTokens: 3 });
+    expect(r.answer_start_added).toBe(true);
+    expect(r.n).toBe(2);
+    expect(r.by_k).toHaveProperty("?"); // no world checker: exact match only
+    for (const q of r.questions) expect(q.free.correct).toBe(q.free.eos && q.free.prediction === "he");
+    // answer_logprob_direct: mean over questions of (1/T) Σ log π(y*_i | prompt ⊕ ⟨answer_start⟩), by hand
+    const as = withAs.tokenizer.answerStartId!;
+    const y = [...withAs.tokenizer.encode("he"), 2];
+    const direct = records.map((rec) => {
+      const prompt = [1, ...withAs.tokenizer.encode(rec.question)];
+      const seq = [...prompt, as, ...y];
+      const lg = logits(withAs.model, seq);
+      const V = withAs.model.config.vocabSize;
+      let sum = 0;
+      for (let i = 0; i < y.length; i++) {
+        const at = prompt.length + i; // the logits row that predicts y_i
+        const rowL = Array.from(lg.subarray(at * V, (at + 1) * V));
+        const m = Math.max(...rowL);
+        const lse = m + Math.log(rowL.reduce((a, x) => a + Math.exp(x - m), 0));
+        sum += rowL[y[i]] - lse;
+      }
+      return sum / y.length;
+    });
+    expect(r.answer_logprob_direct).toBeCloseTo((direct[0] + direct[1]) / 2, 4);
+    expect(r.answer_logprob).toBeLessThanOrEqual(0);
+    // a model that has the token is evaluated as it is
+    expect(evaluate(withAs, records, { maxTraceTokens: 3 }).answer_start_added).toBe(false);
   });
 });

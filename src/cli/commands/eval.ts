@@ -60,6 +60,8 @@ export function register(program: Command): void {
       log(`${data.records.length} questions, model ${loaded.dir}`);
       const r = evaluate(loaded, data.records, { ...opts, onPhase: log });
       log(`done in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+      if (r.answer_start_added)
+        log("the model has no <answer_start>: added in memory as training adds it (SPEC §2), rows copied from ⟨eos⟩");
       if (o.predictions) writePredictions(o.predictions, predictionsJsonl(r.questions), Boolean(o.force));
       const text = [
         formatEvalTable(r),
