@@ -106,7 +106,7 @@ export async function demo(o: DemoOptions): Promise<{ rows: DemoRow[]; table: st
     reportPath,
     { names: outcomes.map((oc) => oc.name), title: `nrt demo: ${o.world}` },
   );
-  const table = comparisonTable(rows);
+  const table = comparisonTable(rows, o.world === "chainlong");
   const samples = sampleSection(rows);
   const summary = `${table}\n${samples}\nTotal wall time ${clock((Date.now() - t0) / 1000)} on ${o.threads} thread(s). Report: ${reportPath}\n`;
   writeFileSync(join(o.out, "summary.md"), summary);
@@ -117,14 +117,17 @@ export async function demo(o: DemoOptions): Promise<{ rows: DemoRow[]; table: st
 
 const pct = (x: number): string => `${(100 * x).toFixed(1)}%`;
 
-/** The demo's table (Markdown): accuracies, trace statistics and wall time per method. */
-export function comparisonTable(rows: DemoRow[]): string {
-  const head =
-    "| method | accuracy | sampled | direct | forced | traces | trace len | trace entropy | decision entropy | time |";
-  const sep = "|---|---|---|---|---|---|---|---|---|---|";
+/**
+ * The demo's table (Markdown): accuracies, trace statistics and wall time per method; with `exact`, the free run's
+ * exact-match accuracy beside its accuracy (chainlong: what a string-matching verifier would count).
+ */
+export function comparisonTable(rows: DemoRow[], exact = false): string {
+  const x = exact ? " exact match |" : "";
+  const head = `| method | accuracy |${x} sampled | direct | forced | traces | trace len | trace entropy | decision entropy | time |`;
+  const sep = `|---|---|${exact ? "---|" : ""}---|---|---|---|---|---|---|---|`;
   const lines = rows.map((r) => {
     const e = r.eval;
-    return `| ${r.name} | ${pct(e.accuracy)} | ${pct(e.accuracy_sampled)} | ${pct(e.accuracy_direct)} | ${pct(e.accuracy_forced)} | ${pct(e.trace_rate)} | ${e.trace_len_mean.toFixed(1)} | ${e.trace_entropy.toFixed(3)} | ${e.decision_entropy.toFixed(3)} | ${r.seconds ? clock(r.seconds) : "–"} |`;
+    return `| ${r.name} | ${pct(e.accuracy)} |${exact ? ` ${pct(e.accuracy_exact)} |` : ""} ${pct(e.accuracy_sampled)} | ${pct(e.accuracy_direct)} | ${pct(e.accuracy_forced)} | ${pct(e.trace_rate)} | ${e.trace_len_mean.toFixed(1)} | ${e.trace_entropy.toFixed(3)} | ${e.decision_entropy.toFixed(3)} | ${r.seconds ? clock(r.seconds) : "–"} |`;
   });
   return [head, sep, ...lines].join("\n");
 }
