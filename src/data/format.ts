@@ -47,8 +47,16 @@ export function recordExamples(
   const eos = tok.eosId;
   return records.map((r) => {
     const at = `${where}:${r.line}`;
-    const prompt = promptIds(tok, template, r, at);
-    const answer = [...tok.encode(r.answer), eos];
+    checkNoSpecialText(tok, r, at);
+    let prompt: number[];
+    let answer: number[];
+    try {
+      prompt = promptIds(tok, template, r, at);
+      answer = [...tok.encode(r.answer), eos];
+    } catch (e) {
+      if (e instanceof NrtError && e.where === undefined) throw new NrtError(e.message, at);
+      throw e;
+    }
     if (prompt.length === 0) throw new NrtError("empty prompt", at);
     if (prompt.length + answer.length + 1 > maxLen)
       throw new NrtError(
@@ -57,6 +65,26 @@ export function recordExamples(
       );
     return { prompt, answer, record: r };
   });
+}
+
+/**
+ * Refuses a record whose text holds a special token's string (`<answer_start>`, `</s>`, `<|im_end|>`…): the
+ * tokenizer would encode it as the control token itself, so data could end a trace or an answer where it should not.
+ */
+function checkNoSpecialText(tok: Tokenizer, r: QaRecord, at: string): void {
+  const fields: [string, string][] = [
+    ["question", r.question],
+    ["answer", r.answer],
+    ...(r.messages ?? []).map((m, i): [string, string] => [`messages[${i}].content`, m.content]),
+  ];
+  for (const [name, text] of fields) {
+    const sp = tok.specialTextIn(text);
+    if (sp !== null)
+      throw new NrtError(
+        `${name} holds the text ${JSON.stringify(sp)}, which the tokenizer would read as its special token; remove it from the data`,
+        at,
+      );
+  }
 }
 
 /** Turns records into token ids: prompt(x) = ⟨bos⟩ ⊕ question, y* = answer ⊕ ⟨eos⟩ (SPEC §7's form). */

@@ -1,5 +1,5 @@
-import fs from "node:fs";
 import { NrtError } from "../errors.js";
+import { LIMITS, type LinesDigest, readLines } from "../io/read.js";
 
 /** A question–answer pair (SPEC §6). Chat records keep their messages; the last assistant turn is the answer. */
 export interface QaRecord {
@@ -26,6 +26,8 @@ export function parseQaLine(text: string, line: number): QaRecord | QaProblem {
   }
   if (typeof o !== "object" || o === null || Array.isArray(o)) return { line, message: "not a JSON object" };
   const r = o as Record<string, unknown>;
+  if (r.messages !== undefined && !Array.isArray(r.messages))
+    return { line, message: `"messages" must be a list of {"role", "content"} turns, got ${typeOf(r.messages)}` };
   if (Array.isArray(r.messages)) {
     const msgs = r.messages as unknown[];
     for (const [i, m] of msgs.entries()) {
@@ -52,47 +54,56 @@ export function parseQaLine(text: string, line: number): QaRecord | QaProblem {
   return { question: r.question, answer: r.answer, line };
 }
 
+function typeOf(v: unknown): string {
+  return v === null ? "null" : typeof v === "object" ? "an object" : `a ${typeof v}`;
+}
+
 export interface QaFile {
   records: QaRecord[];
   /** problems turned into warnings (with skipInvalid) */
   skipped: QaProblem[];
   duplicates: number;
+  /** each duplicate's line and the line of the record it repeats */
+  duplicateLines: { line: number; first: number }[];
+  /** the file's byte count and SHA-256, as read */
+  digest: LinesDigest;
 }
 
 /**
- * Reads a whole JSONL file of QA records and checks every line before anything trains. Problems are reported
- * all at once with file:line; with `skipInvalid` they become counted warnings instead.
+ * Reads a JSONL file of QA records, a line at a time (a line longer than `LIMITS.dataLineBytes` is an error at
+ * file:line), and checks every line before anything trains. Problems are reported all at once with file:line;
+ * with `skipInvalid` they become counted warnings instead.
  */
 export function readQaFile(path: string, { skipInvalid = false } = {}): QaFile {
-  let bytes: Buffer;
-  try {
-    bytes = fs.readFileSync(path);
-  } catch (e) {
-    throw new NrtError(`cannot read data file (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, path);
-  }
-  let text: string;
-  try {
-    text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
-  } catch {
-    const bad = findInvalidUtf8Line(bytes);
-    throw new NrtError("invalid UTF-8", `${path}:${bad}`);
-  }
   const records: QaRecord[] = [];
   const problems: QaProblem[] = [];
-  const seen = new Set<string>();
-  let duplicates = 0;
-  text.split("\n").forEach((raw, i) => {
-    const line = raw.trim();
-    if (line.length === 0) return;
-    const r = parseQaLine(line, i + 1);
-    if ("message" in r) problems.push(r);
-    else {
-      const key = JSON.stringify([r.messages ?? r.question, r.answer]);
-      if (seen.has(key)) duplicates++;
-      seen.add(key);
-      records.push(r);
-    }
-  });
+  const seen = new Map<string, number>();
+  const duplicateLines: { line: number; first: number }[] = [];
+  const utf8 = new TextDecoder("utf-8", { fatal: true });
+  const digest = readLines(
+    path,
+    "data file",
+    (bytes, n) => {
+      let text: string;
+      try {
+        text = utf8.decode(bytes);
+      } catch {
+        throw new NrtError("invalid UTF-8", `${path}:${n}`);
+      }
+      const line = text.trim();
+      if (line.length === 0) return;
+      const r = parseQaLine(line, n);
+      if ("message" in r) problems.push(r);
+      else {
+        const key = JSON.stringify([r.messages ?? r.question, r.answer]);
+        const first = seen.get(key);
+        if (first !== undefined) duplicateLines.push({ line: n, first });
+        else seen.set(key, n);
+        records.push(r);
+      }
+    },
+    LIMITS.dataLineBytes,
+  );
   if (problems.length > 0 && !skipInvalid) {
     const shown = problems.slice(0, 20).map((p) => `  ${path}:${p.line}: ${p.message}`);
     const more = problems.length > 20 ? `\n  … and ${problems.length - 20} more` : "";
@@ -102,23 +113,12 @@ export function readQaFile(path: string, { skipInvalid = false } = {}): QaFile {
     );
   }
   if (records.length === 0) throw new NrtError("no records", path);
-  return { records, skipped: problems, duplicates };
+  return { records, skipped: problems, duplicates: duplicateLines.length, duplicateLines, digest };
 }
 
-function findInvalidUtf8Line(bytes: Buffer): number {
-  let line = 1;
-  let start = 0;
-  const dec = new TextDecoder("utf-8", { fatal: true });
-  for (let i = 0; i <= bytes.length; i++) {
-    if (i === bytes.length || bytes[i] === 0x0a) {
-      try {
-        dec.decode(bytes.subarray(start, i));
-      } catch {
-        return line;
-      }
-      line++;
-      start = i + 1;
-    }
-  }
-  return line;
+/** "N duplicate record(s) (same question and answer): line 7 repeats line 2, …" (the first 10 named). */
+export function duplicatesWarning(path: string, dups: readonly { line: number; first: number }[]): string {
+  const named = dups.slice(0, 10).map((d) => `line ${d.line} repeats line ${d.first}`);
+  const more = dups.length > 10 ? `, … and ${dups.length - 10} more` : "";
+  return `${path}: ${dups.length} duplicate record(s) (same question and answer): ${named.join(", ")}${more}`;
 }

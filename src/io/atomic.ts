@@ -105,7 +105,7 @@ function writeAndSync(path: string, data: FileData): void {
 }
 
 /** fsync a directory so that renames in it are durable; skipped where directories cannot be opened (Windows). */
-function fsyncDir(dir: string): void {
+export function fsyncDir(dir: string): void {
   let fd: number;
   try {
     fd = openSync(dir, "r");

@@ -37,9 +37,14 @@ export class Tokenizer {
   private readonly json: TokenizerJson;
   /** true when the encoded tokens concatenate to the input unless a character was dropped as unknown */
   private readonly checkDrops: boolean;
+  /** the source of this tokenizer (its file), named in errors */
+  readonly where: string;
+  /** the contents of the special added tokens, longest first */
+  private readonly specialTexts: string[];
 
   private constructor(json: TokenizerJson, where: string, options: TokenizerOptions) {
     this.json = json;
+    this.where = where;
     try {
       this.hf = new HfTokenizer(json, {});
     } catch (e) {
@@ -51,6 +56,10 @@ export class Tokenizer {
     for (const t of json.added_tokens) size = Math.max(size, t.id + 1);
     this.vocabSize = size;
     this.specialIds = new Set(json.added_tokens.filter((t) => t.special).map((t) => t.id));
+    this.specialTexts = json.added_tokens
+      .filter((t) => t.special && t.content.length > 0)
+      .map((t) => t.content)
+      .sort((a, b) => b.length - a.length);
     const special = (names: string[]): number | null => {
       for (const name of names) {
         const t = json.added_tokens.find((a) => a.content === name && a.special);
@@ -94,15 +103,36 @@ export class Tokenizer {
   encode(text: string): number[] {
     if (text.length === 0) return [];
     // typed here: the package's .d.ts use extensionless imports that NodeNext resolution cannot follow
-    const enc: { ids: (number | undefined)[]; tokens: string[] } = this.hf.encode(text, { add_special_tokens: false });
-    if (enc.ids.some((id) => id === undefined)) {
-      throw new NrtError(`cannot encode ${JSON.stringify(text)}: a token has no id and the model has no unk_token`);
+    let enc: { ids: (number | undefined)[]; tokens: string[] };
+    try {
+      enc = this.hf.encode(text, { add_special_tokens: false });
+    } catch (e) {
+      throw new NrtError(`cannot encode ${excerpt(text)} with ${this.describe()}: ${(e as Error).message}`);
+    }
+    if (enc.ids.some((id) => id === undefined || id < 0)) {
+      const bad = enc.tokens.filter((_, i) => enc.ids[i] === undefined || (enc.ids[i] as number) < 0);
+      throw new NrtError(
+        `cannot encode ${excerpt(text)} with ${this.describe()}: the token(s) ${JSON.stringify(bad.slice(0, 5))} have no id and the tokenizer has no unk_token`,
+      );
     }
     if (this.checkDrops && enc.tokens.join("") !== text) {
       const unknown = [...new Set(text)].filter((c) => this.hf.token_to_id(c) === undefined);
-      throw new NrtError(`cannot encode ${JSON.stringify(text)}: not in the vocabulary: ${JSON.stringify(unknown)}`);
+      throw new NrtError(
+        `cannot encode ${excerpt(text)} with ${this.describe()}: not in the vocabulary: ${JSON.stringify(unknown)}`,
+      );
     }
     return enc.ids as number[];
+  }
+
+  /** "TOKENIZER_FILE (a WordPiece tokenizer)": what errors name. */
+  describe(): string {
+    return `${this.where} (a ${this.json.model.type ?? "untyped"} tokenizer)`;
+  }
+
+  /** The first special token's text (e.g. `<answer_start>`, `</s>`) that `text` holds, or null. */
+  specialTextIn(text: string): string | null {
+    for (const t of this.specialTexts) if (text.includes(t)) return t;
+    return null;
   }
 
   /** The text of `ids`; nothing is skipped unless `skipSpecial`, no spaces are cleaned up. */
@@ -155,4 +185,9 @@ export class Tokenizer {
     json.added_tokens.push(token);
     return { json, id };
   }
+}
+
+/** A text as errors quote it: JSON, cut to 60 characters. */
+function excerpt(text: string): string {
+  return text.length > 60 ? `${JSON.stringify(text.slice(0, 60))}…` : JSON.stringify(text);
 }

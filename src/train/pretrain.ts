@@ -5,9 +5,9 @@
  * thread count; writes metrics.jsonl, checkpoints and `final/` like `nrt train`.
  */
 
-import { appendFileSync, existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { NrtError } from "../errors.js";
+import { appendNoFollow } from "../io/append.js";
 import { saveModelDir } from "../io/model-dir.js";
 import { llamaConfig, type ModelConfig } from "../model/config.js";
 import { Model } from "../model/model.js";
@@ -20,7 +20,7 @@ import { drawRecord, minK } from "../world/chain.js";
 import type { WorldName } from "../world/question.js";
 import { saveCheckpoint } from "./checkpoint.js";
 import { AdamW } from "./optimizer.js";
-import { RUN_CONFIG } from "./run-dir.js";
+import { createRunDir, METRICS_FILE, RUN_CONFIG } from "./run-dir.js";
 
 export interface PretrainConfig {
   world: WorldName;
@@ -88,9 +88,15 @@ export function worldModelConfig(c: PretrainConfig): ModelConfig {
 
 /** Trains a base model for a world from scratch; returns the final model directory. */
 export function pretrain(c: PretrainConfig, onStep?: (step: number, loss: number) => void): string {
-  if (existsSync(join(c.out, "metrics.jsonl"))) throw new NrtError("already holds a run", c.out);
-  mkdirSync(c.out, { recursive: true });
-  writeFileSync(join(c.out, RUN_CONFIG), `${JSON.stringify({ pretrain: c }, null, 2)}\n`);
+  const lock = createRunDir(c.out, { [RUN_CONFIG]: `${JSON.stringify({ pretrain: c }, null, 2)}\n` });
+  try {
+    return pretrainLocked(c, onStep);
+  } finally {
+    lock.release();
+  }
+}
+
+function pretrainLocked(c: PretrainConfig, onStep?: (step: number, loss: number) => void): string {
   setThreads(c.threads);
   const tokJson = JSON.stringify(charTokenizerJson(c.world));
   const tok = Tokenizer.fromJson(tokJson, "char tokenizer");
@@ -128,7 +134,7 @@ export function pretrain(c: PretrainConfig, onStep?: (step: number, loss: number
     if (!Number.isFinite(loss)) throw new NrtError(`non-finite loss at step ${step}`, c.out);
     const { lr, gradNorm } = opt.update();
     ema = step === 1 ? loss : 0.98 * ema + 0.02 * loss;
-    appendFileSync(join(c.out, "metrics.jsonl"), `${JSON.stringify({ step, loss, lr, grad_norm: gradNorm })}\n`);
+    appendNoFollow(join(c.out, METRICS_FILE), `${JSON.stringify({ step, loss, lr, grad_norm: gradNorm })}\n`);
     progress.update(step, { loss: ema });
     onStep?.(step, loss);
     if (step % c.checkpointEvery === 0 && step < c.steps)

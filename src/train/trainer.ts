@@ -12,14 +12,15 @@
  * implemented; all traces of a step are sampled by the weights at the start of the step.
  */
 
-import { appendFileSync, existsSync, mkdirSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { TrainConfig } from "../config/train-config.js";
 import { type Example, recordExamples } from "../data/format.js";
-import { readQaFile } from "../data/qa.js";
+import { duplicatesWarning, readQaFile } from "../data/qa.js";
 import { type Engine, type Pending, wait } from "../engine/engine.js";
 import { openEngine, optimStepOf } from "../engine/open.js";
 import { NrtError } from "../errors.js";
+import { appendNoFollow } from "../io/append.js";
 import { writeFileAtomic } from "../io/atomic.js";
 import { chatTemplateOf, type LoadedModel, loadModel, withAnswerStart } from "../io/load.js";
 import { saveModelDir } from "../io/model-dir.js";
@@ -30,6 +31,7 @@ import { packageRoot } from "../util/package-root.js";
 import { Progress } from "../util/progress.js";
 import { checkAlarms } from "./alarms.js";
 import { checkpointName, latestCheckpoint, saveCheckpoint } from "./checkpoint.js";
+import { type DataDigest, dataCheck } from "./data-check.js";
 import { DataOrder, stepSeed } from "./data-order.js";
 import { lossTerms, type Metrics, nrtMetrics, samplerGap } from "./metrics.js";
 import {
@@ -41,7 +43,16 @@ import {
   scorePacked,
   termWeights,
 } from "./nrt-batch.js";
-import { RUN_CONFIG, SAMPLES_FILE } from "./run-dir.js";
+import {
+  ALARMS_FILE,
+  checkNewRunDir,
+  checkResumable,
+  createRunDir,
+  METRICS_FILE,
+  RUN_CONFIG,
+  SAMPLES_FILE,
+} from "./run-dir.js";
+import { acquireRunLock, type RunLock } from "./run-lock.js";
 
 /** Hooks for library users: a callback per step and their own examples instead of `data`. */
 export interface TrainHooks {
@@ -49,6 +60,15 @@ export interface TrainHooks {
   examples?: Example[];
   /** return true to stop after the current step (checkpointed) */
   shouldStop?: () => boolean;
+  /** called once, when the run directory is written and locked, before the first step */
+  onStarted?: () => void;
+}
+
+/** How a run starts: anew, or (`resume`) continuing the run in `cfg.out`. */
+export interface RunOptions {
+  resume?: boolean;
+  /** --allow-data-change: resume even though the data file is not the one the run started with */
+  allowDataChange?: boolean;
 }
 
 export interface TrainResult {
@@ -97,7 +117,7 @@ const RESUME_FREE = new Set([
  * process's signals are not seen while it runs (use `trainAsync` for Ctrl-C handling), and the engine must be
  * the in-process one (a server's answers are asynchronous).
  */
-export function train(cfg: TrainConfig, hooks: TrainHooks = {}, resume = false): TrainResult {
+export function train(cfg: TrainConfig, hooks: TrainHooks = {}, resume: boolean | RunOptions = false): TrainResult {
   if (cfg.engine !== "native")
     throw new NrtError(`the ${cfg.engine} engine answers asynchronously: use trainAsync (as nrt train does)`, "train");
   const run = runSteps(cfg, hooks, resume);
@@ -111,18 +131,28 @@ export function train(cfg: TrainConfig, hooks: TrainHooks = {}, resume = false):
 /**
  * `train`, yielding to the event loop after each step so that SIGINT/SIGTERM are seen: the current step finishes,
  * a checkpoint is written and the result says "interrupted". (A synchronous loop never lets Node run a signal
- * handler, so `train` cannot do this.)
+ * handler, so `train` cannot do this.) The handlers are installed only once the run directory is written: during
+ * start-up (reading data, rendering templates, a pipe with no writer) a signal keeps its default action and ends
+ * the process at once, with nothing written.
  */
-export async function trainAsync(cfg: TrainConfig, hooks: TrainHooks = {}, resume = false): Promise<TrainResult> {
+export async function trainAsync(
+  cfg: TrainConfig,
+  hooks: TrainHooks = {},
+  resume: boolean | RunOptions = false,
+): Promise<TrainResult> {
   let interrupted = false;
   const onSignal = () => {
     interrupted = true;
     process.stderr.write("\ninterrupt: finishing this step, then writing a checkpoint…\n");
   };
-  process.on("SIGINT", onSignal);
-  process.on("SIGTERM", onSignal);
+  const onStarted = () => {
+    process.on("SIGINT", onSignal);
+    process.on("SIGTERM", onSignal);
+    hooks.onStarted?.();
+  };
   try {
-    const run = runSteps(cfg, { ...hooks, shouldStop: () => interrupted || Boolean(hooks.shouldStop?.()) }, resume);
+    const shouldStop = () => interrupted || Boolean(hooks.shouldStop?.());
+    const run = runSteps(cfg, { ...hooks, shouldStop, onStarted }, resume);
     let r = run.next();
     while (!r.done) {
       if (r.value instanceof Promise) {
@@ -151,26 +181,49 @@ export async function trainAsync(cfg: TrainConfig, hooks: TrainHooks = {}, resum
 function* runSteps(
   cfg: TrainConfig,
   hooks: TrainHooks,
+  options: boolean | RunOptions,
+): Generator<number | Pending, TrainResult, unknown> {
+  const { resume = false, allowDataChange = false } = typeof options === "boolean" ? { resume: options } : options;
+  let lock: RunLock | undefined;
+  try {
+    if (resume) {
+      checkResumable(cfg.out);
+      lock = acquireRunLock(cfg.out); // before anything is read: a run another process trains is not touched
+    } else checkNewRunDir(cfg.out);
+    return yield* runLocked(cfg, hooks, resume, allowDataChange, (l) => {
+      lock = l;
+    });
+  } finally {
+    lock?.release();
+  }
+}
+
+/** `runSteps` once the run directory is checked (and, to resume, locked); `locked` gets a new run's lock. */
+function* runLocked(
+  cfg: TrainConfig,
+  hooks: TrainHooks,
   resume: boolean,
+  allowDataChange: boolean,
+  locked: (lock: RunLock) => void,
 ): Generator<number | Pending, TrainResult, unknown> {
   const out = cfg.out;
   const cfgPath = join(out, RUN_CONFIG);
-  const metricsPath = join(out, "metrics.jsonl");
+  const metricsPath = join(out, METRICS_FILE);
   let startStep = 0;
   let nanSkipped = 0;
   let loaded: LoadedModel;
   const ckpt = resume ? latestCheckpoint(out) : null;
+  let savedData: DataDigest | undefined;
   if (resume) {
-    if (!existsSync(cfgPath)) throw new NrtError(`not a run directory (no ${RUN_CONFIG})`, out);
-    const saved = JSON.parse(readFileSync(cfgPath, "utf8")).train as Record<string, unknown>;
+    const run = readRunConfig(cfgPath);
+    const saved = run.train;
     for (const [k, v] of Object.entries(cfg)) {
       if (RESUME_FREE.has(k) || JSON.stringify(saved[k]) === JSON.stringify(v)) continue;
       throw new NrtError(`--resume: ${k} was ${JSON.stringify(saved[k])} in this run, now ${JSON.stringify(v)}`, out);
     }
     if ((saved.steps as number) > cfg.steps)
       throw new NrtError(`--resume: steps may only grow (was ${saved.steps})`, out);
-  } else if (existsSync(metricsPath)) {
-    throw new NrtError("already holds a run (use --resume to continue it, or another --out)", out);
+    savedData = run.data;
   }
   setThreads(cfg.threads);
   loaded = loadModel(ckpt ? ckpt.dir : cfg.model);
@@ -189,28 +242,37 @@ function* runSteps(
   /** what a checkpoint or final/ carries besides the weights: the tokenizer and its template files */
   const modelFiles = { ...loaded.tokenizerFiles, "tokenizer.json": tokenizerJson };
   let examples = hooks.examples;
+  let data: DataDigest | undefined;
   if (!examples) {
     const qa = readQaFile(cfg.data, { skipInvalid: cfg.skipInvalid });
-    const maxLen = model.config.maxPositionEmbeddings - cfg.maxTraceTokens;
-    examples = recordExamples(tokenizer, loaded.chatTemplate, qa.records, maxLen, cfg.data);
+    data = { size: qa.digest.size, sha256: qa.digest.sha256 };
+    if (resume) dataCheck(savedData, data, cfg.data, out, allowDataChange);
+    const ctx = model.config.maxPositionEmbeddings;
+    if (cfg.maxTraceTokens >= ctx)
+      throw new NrtError(
+        `${cfg.maxTraceTokens} is not less than the model's context (${ctx} positions): no room for the prompt and answer`,
+        "--max-trace-tokens",
+      );
+    examples = recordExamples(tokenizer, loaded.chatTemplate, qa.records, ctx - cfg.maxTraceTokens, cfg.data);
     if (qa.skipped.length > 0)
       process.stderr.write(`warning: ${cfg.data}: skipped ${qa.skipped.length} invalid record(s) (--skip-invalid)\n`);
-    if (qa.duplicates > 0)
-      process.stderr.write(`warning: ${cfg.data}: ${qa.duplicates} duplicate record(s) (same question and answer)\n`);
+    if (qa.duplicates > 0) process.stderr.write(`warning: ${duplicatesWarning(cfg.data, qa.duplicateLines)}\n`);
   }
   const objective = objectiveOf(cfg);
   // the engine, checked (a server: its health, model and state) before anything is written to the run directory
   const probe = examples.length > 0 ? [...examples[0].prompt, answerStartId, ...examples[0].answer] : undefined;
   const engine: Engine = yield* wait(openEngine(cfg, model, ckpt, probe, modelFiles));
-  mkdirSync(out, { recursive: true });
-  if (ckpt) {
-    startStep = ckpt.state.step;
-    nanSkipped = ckpt.state.nanSkipped;
-    truncateMetrics(metricsPath, startStep);
-  } else if (resume) {
-    writeFileAtomic(metricsPath, ""); // no checkpoint yet: start over
+  const runConfig = `${JSON.stringify({ train: cfg, versions: versions(), ...(data && { data }) }, null, 2)}\n`;
+  if (!resume) locked(createRunDir(out, { [RUN_CONFIG]: runConfig }));
+  else {
+    if (ckpt) {
+      startStep = ckpt.state.step;
+      nanSkipped = ckpt.state.nanSkipped;
+      truncateMetrics(metricsPath, startStep);
+    } else writeFileAtomic(metricsPath, ""); // no checkpoint yet: start over
+    writeFileAtomic(cfgPath, runConfig);
   }
-  writeFileAtomic(cfgPath, `${JSON.stringify({ train: cfg, versions: versions() }, null, 2)}\n`);
+  hooks.onStarted?.();
 
   const order = new DataOrder(examples.length, cfg.promptsPerStep, cfg.seed);
   const history: Metrics[] = [];
@@ -233,7 +295,7 @@ function* runSteps(
     const m = objective
       ? yield* nrtStep(engine, loaded, batch, objective, cfg, s, answerStartId, specialIds, logged, (rows) => {
           if (logged)
-            appendFileSync(join(out, SAMPLES_FILE), rows.map((r) => `${JSON.stringify({ step: s, ...r })}\n`).join(""));
+            appendNoFollow(join(out, SAMPLES_FILE), rows.map((r) => `${JSON.stringify({ step: s, ...r })}\n`).join(""));
         })
       : yield* sftStep(engine, batch, cfg, answerStartId);
     step = s;
@@ -246,10 +308,10 @@ function* runSteps(
       m["time/step_ms"] = performance.now() - t0;
       m.nan_skipped = nanSkipped;
       last = { step: s, ...m };
-      appendFileSync(metricsPath, `${JSON.stringify(last)}\n`);
+      appendNoFollow(metricsPath, `${JSON.stringify(last)}\n`);
       for (const a of checkAlarms(m, history)) {
         progress.log(`alarm [${a.name}] step ${s}: ${a.message}`);
-        appendFileSync(join(out, "alarms.jsonl"), `${JSON.stringify({ step: s, ...a })}\n`);
+        appendNoFollow(join(out, ALARMS_FILE), `${JSON.stringify({ step: s, ...a })}\n`);
       }
       // checkAlarms reads only whether 10 steps have passed and the first step with traces: keep just those, so
       // that memory stays flat over a long run (pushing every step's metrics grew the heap ~1 KB a step)
@@ -277,6 +339,19 @@ function* runSteps(
   saveModelDir(join(out, "final"), model, modelFiles);
   yield* wait(engine.close());
   return { outDir: out, steps: step, stopped: "done", lastMetrics: last };
+}
+
+/** RUN/run_config.json: the saved settings and, where recorded, the data file's digest. */
+function readRunConfig(path: string): { train: Record<string, unknown>; data?: DataDigest } {
+  let json: unknown;
+  try {
+    json = JSON.parse(readFileSync(path, "utf8"));
+  } catch (e) {
+    throw new NrtError(`cannot read the run's settings (${(e as Error).message})`, path);
+  }
+  const o = json as { train?: unknown; data?: DataDigest };
+  if (typeof o?.train !== "object" || o.train === null) throw new NrtError(`no "train" settings`, path);
+  return { train: o.train as Record<string, unknown>, data: o.data };
 }
 
 /** null if every named quantity is finite, else what is not, e.g. "non-finite loss (NaN)". */

@@ -15,9 +15,10 @@ import { ensureBuilt as ensureBuiltFor } from "../helpers/ensure-built.js";
 import { llama2cEncode } from "../import/llama2c-oracle.js";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
-const SHARED = join(ROOT, "..", "shared", "llama2c");
-const MODEL = join(SHARED, "stories260K.bin");
-const TOK = join(SHARED, "tok512.bin");
+/** the real model, committed as a fixture (MIT; test/fixtures/llama2c/SOURCE.md) */
+const FIXTURES = join(ROOT, "test", "fixtures", "llama2c");
+const MODEL = join(FIXTURES, "stories260K.bin");
+const TOK = join(FIXTURES, "tok512.bin");
 const tmp = mkdtempSync(join(tmpdir(), "nrt-llama2c-gguf-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 

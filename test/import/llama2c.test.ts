@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -13,11 +14,11 @@ import { Tokenizer } from "../../src/tokenizer/tokenizer.js";
 import { llama2cEncode } from "./llama2c-oracle.js";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
-/** the real model lives beside the repository (CI copies shared/ there); a missing file fails the tests */
-const SHARED = join(ROOT, "..", "shared", "llama2c");
-const MODEL = join(SHARED, "stories260K.bin");
-const TOK = join(SHARED, "tok512.bin");
-const GOLDEN = join(ROOT, "test", "fixtures", "llama2c", "once-upon-a-time.txt");
+/** the real model, committed as a fixture (MIT; test/fixtures/llama2c/SOURCE.md): a missing file fails the tests */
+const FIXTURES = join(ROOT, "test", "fixtures", "llama2c");
+const MODEL = join(FIXTURES, "stories260K.bin");
+const TOK = join(FIXTURES, "tok512.bin");
+const GOLDEN = join(FIXTURES, "once-upon-a-time.txt");
 
 const tmp = mkdtempSync(join(tmpdir(), "nrt-llama2c-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -35,6 +36,17 @@ const TEXTS = [
   "trailing space ",
   "Tom said, \"I'm happy!\" and Sue's cat ran away...",
 ];
+
+describe("the committed fixtures", () => {
+  it("are the bytes SOURCE.md describes (sha256), with the MIT notice beside them", () => {
+    const source = readFileSync(join(FIXTURES, "SOURCE.md"), "utf8");
+    for (const f of [MODEL, TOK]) {
+      const sha = createHash("sha256").update(readFileSync(f)).digest("hex");
+      expect(source, f).toContain(`\`${sha}\``);
+    }
+    expect(readFileSync(join(FIXTURES, "LICENSE"), "utf8")).toMatch(/MIT License/);
+  });
+});
 
 describe("llama2.c tokenizer → tokenizer.json", () => {
   const vocab = readLlama2cVocab(readFileSync(TOK), 512, TOK);

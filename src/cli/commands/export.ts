@@ -6,6 +6,7 @@ import { type TrainConfig, trainFields } from "../../config/train-config.js";
 import { NrtError } from "../../errors.js";
 import { exportGguf, type GgufDtype } from "../../export/to-gguf.js";
 import { exportVerlNrt } from "../../export/verl-nrt.js";
+import { checkOutput } from "../../io/output.js";
 import { RUN_CONFIG } from "../../train/run-dir.js";
 import { readConfigFile } from "./train.js";
 
@@ -21,6 +22,7 @@ interface ExportOptions {
   data?: string;
   evalData?: string;
   config?: string;
+  force?: boolean;
 }
 
 export function register(program: Command): void {
@@ -41,6 +43,7 @@ export function register(program: Command): void {
       "--config <file>",
       "verl-nrt: `nrt train` settings (YAML or JSON, as nrt train --config); over a run directory's own",
     )
+    .option("--force", "overwrite an existing output (never one of the export's inputs)")
     .option("--json", "print one JSON object on stdout")
     .action((pos: string | undefined, o: ExportOptions) => {
       if (!(FORMATS as readonly string[]).includes(o.format))
@@ -53,6 +56,7 @@ export function register(program: Command): void {
       if (o.dtype !== "f32" && o.dtype !== "f16") {
         throw new NrtError(`must be f32 or f16, got ${JSON.stringify(o.dtype)}`, "--dtype");
       }
+      checkOutput(o.out, { kind: "file", force: o.force, inputDirs: [path] });
       const r = exportGguf(path, o.out, { dtype: o.dtype as GgufDtype, name: o.name });
       for (const w of r.warnings) process.stderr.write(`nrt: warning: ${w}\n`);
       if (o.json) process.stdout.write(`${JSON.stringify({ ...r, dtype: o.dtype })}\n`);
@@ -74,6 +78,7 @@ function verlNrt(pos: string | undefined, o: ExportOptions): void {
   if (!model) throw new NrtError("a model is required (MODEL, --model DIR, or `model` in --config)", "nrt export");
   const data = o.data ?? settings.data;
   if (!data) throw new NrtError("training data is required (--data FILE, or `data` in --config)", "nrt export");
+  checkOutput(o.out, { kind: "dir", force: o.force, inputDirs: [model], inputFiles: [data, o.evalData, o.config] });
   const r = exportVerlNrt(o.out, { model, data, evalData: o.evalData, settings, settingsFrom: from });
   for (const w of r.warnings) process.stderr.write(`nrt: warning: ${w}\n`);
   if (o.json) process.stdout.write(`${JSON.stringify(r)}\n`);

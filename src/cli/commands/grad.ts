@@ -1,11 +1,15 @@
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import type { Command } from "commander";
 import { NrtError } from "../../errors.js";
+import { writeFileAtomic } from "../../io/atomic.js";
 import { loadModelDir, resolveModelDir } from "../../io/model-dir.js";
+import { checkOutput } from "../../io/output.js";
+import { LIMITS, readTextLimited } from "../../io/read.js";
 import { writeSafetensors } from "../../io/safetensors.js";
 import { setThreads } from "../../model/native.js";
 import { gradBatch, parseGradBatch } from "../../train/grad.js";
+import { parseIntArg } from "../args.js";
 
 export function register(program: Command): void {
   program
@@ -16,16 +20,27 @@ export function register(program: Command): void {
     .requiredOption("--batch <file>", "batch JSON (SPEC §6)")
     .requiredOption("-o, --out <dir>", "output directory: grads.safetensors and stats.json")
     .option("--threads <n>", "compute threads", "1")
+    .option("--force", "overwrite existing grads.safetensors and stats.json in the output directory")
     .option("--json", "print the stats as one JSON object on stdout")
     .action(
-      (pos: string | undefined, o: { model?: string; batch: string; out: string; threads: string; json?: boolean }) => {
+      (
+        pos: string | undefined,
+        o: { model?: string; batch: string; out: string; threads: string; json?: boolean; force?: boolean },
+      ) => {
         const path = o.model ?? pos;
         if (!path) throw new NrtError("a model is required (--model DIR)", "nrt grad");
-        setThreads(Number(o.threads));
+        for (const f of ["grads.safetensors", "stats.json"])
+          checkOutput(
+            join(o.out, f),
+            { kind: "file", force: o.force, inputFiles: [o.batch], inputDirs: [path] },
+            "--out",
+          );
+        setThreads(parseIntArg(o.threads, "--threads"));
         const { model } = loadModelDir(resolveModelDir(path));
         let json: unknown;
+        const text = readTextLimited(o.batch, "batch JSON", LIMITS.batchBytes);
         try {
-          json = JSON.parse(readFileSync(o.batch, "utf8"));
+          json = JSON.parse(text);
         } catch (e) {
           throw new NrtError(`cannot read batch JSON (${(e as Error).message})`, o.batch);
         }
@@ -37,7 +52,7 @@ export function register(program: Command): void {
           join(o.out, "grads.safetensors"),
           model.table.map((p) => ({ name: p.name, shape: p.shape, data: model.view(p.name, grads) })),
         );
-        writeFileSync(join(o.out, "stats.json"), `${JSON.stringify(stats)}\n`);
+        writeFileAtomic(join(o.out, "stats.json"), `${JSON.stringify(stats)}\n`);
         if (o.json) process.stdout.write(`${JSON.stringify(stats)}\n`);
         else process.stderr.write(`loss ${stats.loss}; wrote ${join(o.out, "grads.safetensors")} and stats.json\n`);
       },

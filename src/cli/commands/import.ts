@@ -1,5 +1,6 @@
 import type { Command } from "commander";
 import { importLlama2c } from "../../import/llama2c.js";
+import { checkOutput } from "../../io/output.js";
 
 export function register(program: Command): void {
   const cmd = program.command("import").description("convert a model from another format into a model directory");
@@ -11,8 +12,10 @@ export function register(program: Command): void {
     .argument("<model>", "llama2.c checkpoint, e.g. stories260K.bin")
     .requiredOption("--tokenizer <file>", "llama2.c tokenizer, e.g. tok512.bin")
     .requiredOption("-o, --out <dir>", "model directory to write")
+    .option("--force", "replace an existing output directory (never one holding the inputs)")
     .option("--json", "print one JSON object on stdout")
-    .action((model: string, o: { tokenizer: string; out: string; json?: boolean }) => {
+    .action((model: string, o: { tokenizer: string; out: string; json?: boolean; force?: boolean }) => {
+      checkOutput(o.out, { kind: "dir", force: o.force, inputFiles: [model, o.tokenizer] });
       const r = importLlama2c(model, o.tokenizer, o.out);
       const c = r.config;
       const summary = {

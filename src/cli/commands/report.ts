@@ -1,6 +1,9 @@
+import { join } from "node:path";
 import type { Command } from "commander";
 import { NrtError } from "../../errors.js";
+import { checkOutput } from "../../io/output.js";
 import { writeReport } from "../../report/report.js";
+import { ALARMS_FILE, METRICS_FILE, RUN_CONFIG, SAMPLES_FILE } from "../../train/run-dir.js";
 import { parseIntArg } from "../args.js";
 
 interface ReportFlags {
@@ -9,7 +12,11 @@ interface ReportFlags {
   samples: string;
   title?: string;
   names?: string;
+  force?: boolean;
 }
+
+/** the files of a run directory that `nrt report` reads */
+const READS = [METRICS_FILE, RUN_CONFIG, ALARMS_FILE, SAMPLES_FILE, "eval.json"];
 
 export function register(program: Command): void {
   program
@@ -21,7 +28,10 @@ export function register(program: Command): void {
     .option("--samples <n>", "sample traces shown per run, for its first and last logged step", "4")
     .option("--title <text>", "page title")
     .option("--names <a,b,…>", "run names, comma-separated (default: the directory names)")
+    .option("--force", "overwrite an existing output file (never a file of the runs)")
     .action((dirs: string[], o: ReportFlags) => {
+      const inputFiles = dirs.flatMap((d) => READS.map((f) => join(d, f)));
+      checkOutput(o.out, { kind: "file", force: o.force, inputFiles, inputDirs: dirs.map((d) => join(d, "final")) });
       const smooth = Number(o.smooth);
       if (!Number.isFinite(smooth)) throw new NrtError(`must be a number, got ${JSON.stringify(o.smooth)}`, "--smooth");
       const runs = writeReport(dirs, o.out, {

@@ -1,21 +1,16 @@
-import { readFileSync } from "node:fs";
 import type { Command } from "commander";
 import YAML from "yaml";
 import { addFieldOptions } from "../../config/commander.js";
 import { resolveFields } from "../../config/schema.js";
 import { type TrainConfig, trainFields } from "../../config/train-config.js";
 import { NrtError } from "../../errors.js";
-import { RUN_CONFIG } from "../../train/run-dir.js";
+import { readTextLimited } from "../../io/read.js";
+import { checkResumable, RUN_CONFIG } from "../../train/run-dir.js";
 import { trainAsync } from "../../train/trainer.js";
 
 /** Reads a YAML or JSON config file into an object of snake_case keys. */
 export function readConfigFile(path: string): Record<string, unknown> {
-  let text: string;
-  try {
-    text = readFileSync(path, "utf8");
-  } catch (e) {
-    throw new NrtError(`cannot read config (${(e as NodeJS.ErrnoException).code})`, path);
-  }
+  const text = readTextLimited(path, "config");
   let v: unknown;
   try {
     v = path.endsWith(".json") ? JSON.parse(text) : YAML.parse(text);
@@ -32,6 +27,7 @@ export function resolveTrainConfig(o: Record<string, unknown>, positionalModel?:
   if (positionalModel && cli.model === undefined) cli.model = positionalModel;
   let file: Record<string, unknown> | undefined = o.config ? readConfigFile(o.config as string) : undefined;
   if (o.resume) {
+    checkResumable(o.resume as string);
     const runPath = `${o.resume as string}/${RUN_CONFIG}`;
     const runCfg = readConfigFile(runPath).train;
     if (typeof runCfg !== "object" || runCfg === null || Array.isArray(runCfg))
@@ -61,6 +57,7 @@ export function register(program: Command): void {
     .argument("[model]", "model directory")
     .option("--config <file>", "YAML or JSON file of settings (snake_case keys); flags override it")
     .option("--resume <run_dir>", "continue a run from its latest checkpoint")
+    .option("--allow-data-change", "--resume: train on the data file even if it is not the one the run started with")
     .option("--print-config", "print the resolved configuration as JSON and exit");
   addFieldOptions(cmd, trainFields).action(async (pos: string | undefined, o: Record<string, unknown>) => {
     const cfg = resolveTrainConfig(o, pos);
@@ -68,7 +65,9 @@ export function register(program: Command): void {
       process.stdout.write(`${JSON.stringify(cfg, null, 2)}\n`);
       return;
     }
-    const r = await trainAsync(cfg, {}, Boolean(o.resume)); // async: Ctrl-C is seen between steps
+    const run = { resume: Boolean(o.resume), allowDataChange: Boolean(o.allowDataChange) };
+    if (o.allowDataChange && !o.resume) throw new NrtError("only with --resume", "--allow-data-change");
+    const r = await trainAsync(cfg, {}, run); // async: Ctrl-C is seen between steps
     if (r.stopped === "done") process.stderr.write(`done: ${r.steps} steps; model in ${r.outDir}/final\n`);
   });
 }

@@ -1,6 +1,7 @@
-import { writeFileSync } from "node:fs";
 import type { Command } from "commander";
 import { NrtError } from "../../errors.js";
+import { writeFileAtomic } from "../../io/atomic.js";
+import { checkOutput } from "../../io/output.js";
 import { generate, toJsonl } from "../../world/chain.js";
 import { isWorld, WORLDS } from "../../world/question.js";
 import { parseIntArg, parseKRange } from "../args.js";
@@ -16,12 +17,17 @@ export function register(program: Command): void {
     .option("--seed <n>", "seed", "0")
     .option("--with-trace", "add the reasoning trace as a field `trace`")
     .option("-o, --out <file>", "output file (default: stdout)")
+    .option("--force", "overwrite an existing output file")
     .action(
-      (world: string, o: { split: string; n: string; k: string; seed: string; withTrace?: boolean; out?: string }) => {
+      (
+        world: string,
+        o: { split: string; n: string; k: string; seed: string; withTrace?: boolean; out?: string; force?: boolean },
+      ) => {
         if (!isWorld(world))
           throw new NrtError(`unknown world ${JSON.stringify(world)} (${WORLDS.join(", ")})`, "nrt world");
         if (o.split !== "train" && o.split !== "eval")
           throw new NrtError(`must be train or eval, got ${o.split}`, "--split");
+        if (o.out) checkOutput(o.out, { kind: "file", force: o.force });
         const text = toJsonl(
           generate({
             world,
@@ -32,7 +38,7 @@ export function register(program: Command): void {
             withTrace: Boolean(o.withTrace),
           }),
         );
-        if (o.out) writeFileSync(o.out, text);
+        if (o.out) writeFileAtomic(o.out, text);
         else process.stdout.write(text);
       },
     );
