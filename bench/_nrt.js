@@ -36,9 +36,9 @@ export class NrtTrainer {
   /** one forward, backward and AdamW step; returns the loss */
   step() {
     const { model, grads } = this;
-    model.engine.forward(this.tokens, this.lens);
+    model.runner.forward(this.tokens, this.lens);
     grads.fill(0);
-    const loss = model.engine.backward(this.weights, grads);
+    const loss = model.runner.backward(this.weights, grads);
     native().adamw(model.config, model.params, grads, this.m, this.v, { ...ADAMW, step: ++this.t });
     return loss;
   }
@@ -74,7 +74,7 @@ export class NrtBench {
     const out = [];
     for (let r = 0; r < reps; r++) {
       const t0 = performance.now();
-      this.sampler.engine.generate(prompts, lens, {
+      this.sampler.runner.generate(prompts, lens, {
         maxNew: ref.maxNew,
         temperature: ref.temperature,
         seed: r,

@@ -1,20 +1,21 @@
 // `node bench/engine-http.js [--json] [--rounds N] [--threads T]`: the overhead of the HTTP engines (SPEC §8,
 // issue 10) — one reference-sized NRT step (sample G·K traces, score the packed batch, SPEC §3/§4 weights, one
 // forward+backward+AdamW) against the same step in process:
-//   - tinker: the whole step on a Tinker-API server over loopback (nrt's own, in a child process, computing with the
-//     native engine);
+//   - tinker: the whole step on a Tinker-API server over loopback (nrt's stand-in, test/stand-ins/tinker-server.ts, in
+//     a child process, computing with the native engine);
 //   - openai-split: sampling on a vLLM-protocol server over loopback (nrt's stand-in, in a child process), scoring
 //     and training in process; after each update the weights are written to the server's model directory (a temp
 //     directory) and the server reloads them, as with a real vLLM.
 // The three sides run interleaved, `reps` steps a round; each side's value is the median. With --json, stdout gets:
 //   {"name":"engine_http_overhead","nrt":<ms via Tinker>,"peer":<ms in process>,"unit":"ms","ratio":nrt/peer}
 //   {"name":"engine_http_overhead_split","nrt":<ms via openai-split>,"peer":<ms in process>,"unit":"ms","ratio":…}
-// Needs dist/ (npx tsc -p tsconfig.json) and the addon.
+// Needs dist/ (npx tsc -p tsconfig.json), the addon, and the dev dependencies (the servers run under vite-node).
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
 import { NativeEngine } from "../dist/engine/native.js";
 import { openSplit } from "../dist/engine/split.js";
 import { openTinker } from "../dist/engine/tinker.js";
@@ -93,25 +94,21 @@ async function step(engine, seed) {
   return performance.now() - t0;
 }
 
-/** A server in a child process with the same thread count: nrt's Tinker server, or the vLLM stand-in on `dir`. */
+/**
+ * A server in a child process with the same thread count: nrt's Tinker server, or the vLLM stand-in on `dir`. Both
+ * are test doubles (test/stand-ins/, not shipped in dist/), run from their TypeScript by vite-node.
+ */
 function startServer(kind, dir) {
-  const mod = (p) => JSON.stringify(new URL(`../dist/${p}`, import.meta.url).href);
-  const start =
+  const here = (p) => fileURLToPath(new URL(p, import.meta.url));
+  const args =
     kind === "tinker"
-      ? `const { startTinkerServer } = await import(${mod("engine/_tinker-server.js")});
-         const model = Model.init(llamaConfig(${JSON.stringify({ ...REF.model, bosTokenId: SPECIALS.bos, eosTokenId: SPECIALS.eos })}), 7, 0.05);
-         const s = await startTinkerServer({ model, baseModel: "nrt-bench" });`
-      : `const { startVllmStub } = await import(${mod("engine/_vllm-server.js")});
-         const s = await startVllmStub({ dir: ${JSON.stringify(dir)}, name: "nrt-bench", devMode: true });`;
-  const src = `
-    import { llamaConfig } from ${mod("model/config.js")};
-    import { Model } from ${mod("model/model.js")};
-    import { setThreads } from ${mod("model/native.js")};
-    setThreads(${threads});
-    ${start}
-    console.log(s.url);
-  `;
-  const child = spawn(process.execPath, ["--input-type=module", "-e", src], { stdio: ["ignore", "pipe", "inherit"] });
+      ? { kind, threads, model: config(), seed: 7, std: 0.05, baseModel: "nrt-bench" }
+      : { kind, threads, dir, name: "nrt-bench", devMode: true };
+  const child = spawn(
+    process.execPath,
+    [here("../node_modules/vite-node/vite-node.mjs"), here("../test/stand-ins/serve.ts"), "--", JSON.stringify(args)],
+    { stdio: ["ignore", "pipe", "inherit"] },
+  );
   return new Promise((resolve, reject) => {
     createInterface({ input: child.stdout }).once("line", (url) => resolve({ url, child }));
     child.once("exit", (code) => reject(new Error(`the ${kind} server exited with code ${code}`)));

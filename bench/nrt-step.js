@@ -157,7 +157,7 @@ function nrtWorker(dir, threads) {
     const traces = toTraces(engine.sample(job.prompts, params(seed)), job.answerStartId);
     const scored = score(traces);
     const grads = model.zeros();
-    const loss = model.engine.backward(scored.weights, grads);
+    const loss = model.runner.backward(scored.weights, grads);
     return {
       traces: traces.map((g) => g.map((t) => ({ tokens: t.tokens, emitted: t.emitted }))),
       loss,

@@ -5,6 +5,7 @@
       "sources": [
         "src/addon.cc",
         "src/model.cc",
+        "src/layer.cc",
         "src/sampler.cc",
         "src/optim.cc",
         "src/kernels/matmul.cc",

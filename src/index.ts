@@ -8,9 +8,10 @@ export { plainExamples } from "./data/format.js";
 export type { QaRecord } from "./data/qa.js";
 export { readQaFile } from "./data/qa.js";
 export type {
+  AdamWSettings,
+  AdamWState,
   Engine,
   EngineState,
-  OptimStep,
   Sampled,
   SampleParams,
   Scored,

@@ -1,5 +1,5 @@
 // The only N-API code: argument checks, TypedArray -> pointer, C++ exceptions -> JS errors.
-// Kernels and the model know nothing of Node; they also build into native/test's plain C++ binary.
+// Kernels and the model know nothing of Node; the kernels also build into plain C++ (bench/kernels.cc).
 #include <cblas.h>
 #include <napi.h>
 #include <omp.h>

@@ -1,7 +1,5 @@
-// Llama forward and backward over packed sequences. Layer by layer:
-//   x0 = embed[tokens]
-//   h1 = rmsnorm(x_l) ; qkv = h1 @ [Wq;Wk;Wv]^T ; rope(q, k) ; y = attention(qkv) ; xm = x_l + y @ Wo^T
-//   h2 = rmsnorm(xm)  ; gu = h2 @ [Wg;Wu]^T ; a = silu(g) * u ; x_{l+1} = xm + a @ Wd^T
+// The parameter table, its named views, and the forward and backward passes over packed sequences:
+//   x0 = embed[tokens] ; x_{l+1} = layer_l(x_l) (layer.h, with causal attention within each sequence)
 //   logits = rmsnorm(x_L) @ Wlm^T   (Wlm = embed when tied)
 #include "model.h"
 
@@ -9,7 +7,10 @@
 #include <cstring>
 #include <stdexcept>
 
+#include <unordered_map>
+
 #include "kernels/kernels.h"
+#include "layer.h"
 
 namespace nrt {
 
@@ -45,21 +46,57 @@ int64_t param_count(const Config& c) {
   return t.back().offset + t.back().size;
 }
 
-Offsets offsets(const Config& c) {
-  auto t = param_table(c);
-  Offsets o;
-  o.embed = t[0].offset;
+// Finds the tensors by name: the order of the table is known to param_table alone.
+template <class T>
+static Weights<T> views(const Config& c, T* base) {
+  const auto table = param_table(c);
+  std::unordered_map<std::string, const ParamInfo*> by_name;
+  for (const auto& p : table) by_name[p.name] = &p;
+  auto find = [&](const std::string& name) -> const ParamInfo& {
+    auto it = by_name.find(name);
+    if (it == by_name.end()) throw std::runtime_error("no parameter named " + name);
+    return *it->second;
+  };
+  // the first of tensors that one matmul reads as a single matrix: each must start where the one before ends
+  auto fused = [&](std::initializer_list<std::string> names) {
+    const ParamInfo* prev = nullptr;
+    for (const auto& n : names) {
+      const ParamInfo& p = find(n);
+      if (prev && p.offset != prev->offset + prev->size) throw std::runtime_error(n + " does not follow its pair");
+      prev = &p;
+    }
+    return base + find(*names.begin()).offset;
+  };
+  Weights<T> w;
+  w.embed = base + find("model.embed_tokens.weight").offset;
   for (int l = 0; l < c.L; l++) {
-    const ParamInfo* r = &t[1 + 9 * l];
-    o.layers.push_back({r[0].offset, r[1].offset, r[4].offset, r[5].offset, r[6].offset, r[8].offset});
+    const std::string p = "model.layers." + std::to_string(l) + ".";
+    w.layers.push_back({base + find(p + "input_layernorm.weight").offset,
+                        fused({p + "self_attn.q_proj.weight", p + "self_attn.k_proj.weight",
+                               p + "self_attn.v_proj.weight"}),
+                        base + find(p + "self_attn.o_proj.weight").offset,
+                        base + find(p + "post_attention_layernorm.weight").offset,
+                        fused({p + "mlp.gate_proj.weight", p + "mlp.up_proj.weight"}),
+                        base + find(p + "mlp.down_proj.weight").offset});
   }
-  o.final_norm = t[1 + 9 * c.L].offset;
-  o.lm_head = c.tied ? o.embed : t[2 + 9 * c.L].offset;
-  return o;
+  w.final_norm = base + find("model.norm.weight").offset;
+  w.lm_head = c.tied ? w.embed : base + find("lm_head.weight").offset;
+  return w;
 }
+Weights<const float> weights(const Config& c, const float* base) { return views(c, base); }
+Weights<float> weights(const Config& c, float* base) { return views(c, base); }
 
 static void resize(std::vector<float>& v, size_t n) {
   if (v.size() != n) v.assign(n, 0.0f);
+}
+
+// Layer l's slice of the saved activations.
+static LayerActs layer_acts(Activations& A, const Config& c, int l) {
+  const size_t N = A.N, C = c.C, F = c.F;
+  return {A.x.data() + l * N * C,      A.h1.data() + l * N * C, A.rstd1.data() + l * N,
+          A.qkv.data() + l * N * c.QKV(), A.y.data() + l * N * c.Q(), A.xm.data() + l * N * C,
+          A.h2.data() + l * N * C,     A.rstd2.data() + l * N,  A.gu.data() + l * N * 2 * F,
+          A.a.data() + l * N * F,      A.x.data() + (l + 1) * N * C};
 }
 
 void model_forward(Activations& A, const Config& c, const float* P, const int32_t* tokens, const int32_t* seq_lens,
@@ -101,36 +138,19 @@ void model_forward(Activations& A, const Config& c, const float* P, const int32_
   resize(A.ent, N);
   resize(A.rope_cos, (size_t)N * (c.HS / 2));
   resize(A.rope_sin, (size_t)N * (c.HS / 2));
-  rope_angles(A.rope_cos.data(), A.rope_sin.data(), A.pos.data(), N, c.HS, c.theta);
-  const Offsets o = offsets(c);
+  rope_table(A.rope_cos.data(), A.rope_sin.data(), A.pos.data(), N, c);
+  const Weights<const float> w = weights(c, P);
 
-  embedding_forward(A.x.data(), tokens, P + o.embed, N, C);
+  embedding_forward(A.x.data(), tokens, w.embed, N, C);
   for (int l = 0; l < L; l++) {
-    const LayerOffsets& lo = o.layers[l];
-    float* x = A.x.data() + (size_t)l * N * C;
-    float* h1 = A.h1.data() + (size_t)l * N * C;
-    float* qkv = A.qkv.data() + (size_t)l * N * QKV;
-    float* y = A.y.data() + (size_t)l * N * Q;
-    float* xm = A.xm.data() + (size_t)l * N * C;
-    float* h2 = A.h2.data() + (size_t)l * N * C;
-    float* gu = A.gu.data() + (size_t)l * N * 2 * F;
-    float* a = A.a.data() + (size_t)l * N * F;
-    rmsnorm_forward(h1, A.rstd1.data() + (size_t)l * N, x, P + lo.in_norm, N, C, c.eps);
-    matmul_forward(qkv, h1, P + lo.wqkv, N, C, QKV, false);
-    rope_forward_table(qkv, A.rope_cos.data(), A.rope_sin.data(), N, QKV, 0, c.NH + c.NKV, c.HS);
-    attention_forward(y, A.att.data() + (size_t)l * AT, qkv, A.seq_start.data(), A.att_off.data(), S, c.NH, c.NKV,
-                      c.HS, c.window);
-    std::memcpy(xm, x, sizeof(float) * N * C);
-    matmul_forward(xm, y, P + lo.wo, N, Q, C, true);
-    rmsnorm_forward(h2, A.rstd2.data() + (size_t)l * N, xm, P + lo.post_norm, N, C, c.eps);
-    matmul_forward(gu, h2, P + lo.wgu, N, C, 2 * F, false);
-    swiglu_forward(a, gu, N, F);
-    float* xn = A.x.data() + (size_t)(l + 1) * N * C;
-    std::memcpy(xn, xm, sizeof(float) * N * C);
-    matmul_forward(xn, a, P + lo.wdown, N, F, C, true);
+    float* att = A.att.data() + (size_t)l * AT;
+    layer_forward(layer_acts(A, c, l), w.layers[l], c, A.rope_cos.data(), A.rope_sin.data(), N,
+                  [&](float* y, const float* qkv) {
+                    attention_forward(y, att, qkv, A.seq_start.data(), A.att_off.data(), S, c.NH, c.NKV, c.HS,
+                                      c.window);
+                  });
   }
-  rmsnorm_forward(A.hf.data(), A.rstdf.data(), A.x.data() + (size_t)L * N * C, P + o.final_norm, N, C, c.eps);
-  matmul_forward(A.logits.data(), A.hf.data(), P + o.lm_head, N, C, V, false);
+  head_forward(A.logits.data(), A.hf.data(), A.rstdf.data(), A.x.data() + (size_t)L * N * C, w, c, N);
   xent_forward(A.lse.data(), A.logp.data(), A.ent.data(), A.logits.data(), A.target.data(), N, V);
   A.has_logits_grad = false;
 }
@@ -139,53 +159,29 @@ double model_backward(Activations& A, const Config& c, const float* P, float* G,
   if (A.has_logits_grad) throw std::runtime_error("backward called twice on one forward pass");
   const int N = A.N, C = c.C, F = c.F, V = c.V, Q = c.Q(), QKV = c.QKV(), L = c.L;
   const int64_t AT = A.att_off[A.S];
-  const Offsets o = offsets(c);
+  const Weights<const float> w = weights(c, P);
+  const Weights<float> g = weights(c, G);
   double loss = 0.0;
   for (int n = 0; n < N; n++)
     if (A.target[n] >= 0) loss -= (double)row_w[n] * A.logp[n];
 
   xent_backward_inplace(A.logits.data(), A.lse.data(), A.target.data(), row_w, N, V);
   A.has_logits_grad = true;
-  std::vector<float>&dh = A.dh, &dres = A.dres, &da = A.da, &dgu = A.dgu, &dy = A.dy, &dqkv = A.dqkv;
-  dh.assign((size_t)N * C, 0.0f);
-  dres.assign((size_t)N * C, 0.0f);
-  resize(da, (size_t)N * F);
-  resize(dgu, (size_t)N * 2 * F);
-  resize(dy, (size_t)N * Q);
-  resize(dqkv, (size_t)N * QKV);
-  matmul_backward(dh.data(), G + o.lm_head, A.logits.data(), A.hf.data(), P + o.lm_head, N, C, V);
-  rmsnorm_backward(dres.data(), G + o.final_norm, dh.data(), A.x.data() + (size_t)L * N * C, P + o.final_norm,
-                   A.rstdf.data(), N, C);
-
-  for (int l = L - 1; l >= 0; l--) {
-    const LayerOffsets& lo = o.layers[l];
-    const float* x = A.x.data() + (size_t)l * N * C;
-    const float* h1 = A.h1.data() + (size_t)l * N * C;
-    const float* qkv = A.qkv.data() + (size_t)l * N * QKV;
-    const float* y = A.y.data() + (size_t)l * N * Q;
-    const float* xm = A.xm.data() + (size_t)l * N * C;
-    const float* h2 = A.h2.data() + (size_t)l * N * C;
-    const float* gu = A.gu.data() + (size_t)l * N * 2 * F;
-    const float* a = A.a.data() + (size_t)l * N * F;
-    // dres holds dL/dx_{l+1} = dL/dxm through the residual; add the MLP path.
-    std::fill(da.begin(), da.end(), 0.0f);
-    matmul_backward(da.data(), G + lo.wdown, dres.data(), a, P + lo.wdown, N, F, C);
-    swiglu_backward_set(dgu.data(), da.data(), gu, N, F);
-    std::fill(dh.begin(), dh.end(), 0.0f);
-    matmul_backward(dh.data(), G + lo.wgu, dgu.data(), h2, P + lo.wgu, N, C, 2 * F);
-    rmsnorm_backward(dres.data(), G + lo.post_norm, dh.data(), xm, P + lo.post_norm, A.rstd2.data() + (size_t)l * N, N,
-                     C);
-    // dres now holds dL/dxm; add the attention path to get dL/dx_l.
-    std::fill(dy.begin(), dy.end(), 0.0f);
-    matmul_backward(dy.data(), G + lo.wo, dres.data(), y, P + lo.wo, N, Q, C);
-    attention_backward_set(dqkv.data(), dy.data(), A.att.data() + (size_t)l * AT, qkv, A.seq_start.data(),
-                       A.att_off.data(), A.S, c.NH, c.NKV, c.HS, c.window);
-    rope_backward_table(dqkv.data(), A.rope_cos.data(), A.rope_sin.data(), N, QKV, 0, c.NH + c.NKV, c.HS);
-    std::fill(dh.begin(), dh.end(), 0.0f);
-    matmul_backward(dh.data(), G + lo.wqkv, dqkv.data(), h1, P + lo.wqkv, N, C, QKV);
-    rmsnorm_backward(dres.data(), G + lo.in_norm, dh.data(), x, P + lo.in_norm, A.rstd1.data() + (size_t)l * N, N, C);
-  }
-  embedding_backward(G + o.embed, dres.data(), A.tokens.data(), N, C);
+  resize(A.dh, (size_t)N * C);
+  A.dres.assign((size_t)N * C, 0.0f);
+  resize(A.da, (size_t)N * F);
+  resize(A.dgu, (size_t)N * 2 * F);
+  resize(A.dy, (size_t)N * Q);
+  resize(A.dqkv, (size_t)N * QKV);
+  float* dres = A.dres.data();
+  head_backward(dres, A.dh.data(), g, A.logits.data(), A.hf.data(), A.rstdf.data(), A.x.data() + (size_t)L * N * C,
+                w, c, N);
+  const LayerScratch scratch{A.dh.data(), A.da.data(), A.dgu.data(), A.dy.data(), A.dqkv.data()};
+  const PackedSeqs seqs{A.seq_start.data(), A.att_off.data(), A.S};
+  for (int l = L - 1; l >= 0; l--)
+    layer_backward(dres, g.layers[l], layer_acts(A, c, l), A.att.data() + (size_t)l * AT, w.layers[l], c,
+                   A.rope_cos.data(), A.rope_sin.data(), seqs, scratch, N);
+  embedding_backward(g.embed, dres, A.tokens.data(), N, C);
   return loss;
 }
 

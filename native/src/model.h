@@ -1,4 +1,6 @@
-// The Llama (and Mistral) model over one flat parameter buffer.
+// The Llama (and Mistral) model over one flat parameter buffer: its architecture, the parameter table and its named
+// views, the training forward and backward passes (model.cc), KV-cached inference (sampler.cc) and AdamW (optim.cc).
+// The forward, backward and cached passes all run one layer recipe (layer.h).
 // Sizes follow kernels.h: N tokens, C hidden, V vocab, F intermediate, NH/NKV heads, HS head size, L layers.
 #pragma once
 #include <cstdint>
@@ -7,18 +9,23 @@
 
 namespace nrt {
 
+// A model's architecture: its sizes and the options that tell one family from another, in one struct filled from
+// config.json (src/io/hf-config.ts -> ModelConfig -> addon.cc:to_config). A new option is a field here, the tensors
+// it adds in param_table, and the step it adds to the layer recipe (layer.h), which every path runs.
 struct Config {
   int V = 0, C = 0, L = 0, NH = 0, NKV = 0, HS = 0, F = 0;
-  float eps = 1e-5f, theta = 10000.0f;
-  int window = 0;  // sliding window W (0: full causal attention)
-  bool tied = false;
+  float eps = 1e-5f;       // RMSNorm epsilon
+  float theta = 10000.0f;  // RoPE base
+  int window = 0;          // sliding window W (Mistral): key j is visible from query i when 0 <= i - j < W; 0: full causal
+  bool tied = false;       // lm_head is embed_tokens (no lm_head.weight in the table)
   int Q() const { return NH * HS; }
   int KV() const { return NKV * HS; }
   int QKV() const { return Q() + 2 * KV(); }
 };
 
 // One row of the parameter table: the Hugging Face name, its shape, where it lives in the flat buffer, and whether
-// AdamW decays it (matrices yes, norm weights no). The table is the single source of the layout; TypeScript reads it.
+// AdamW decays it (matrices yes, norm weights no). The table is the single source of the layout; TypeScript reads it,
+// and the native code finds its tensors in it by name (weights() below).
 struct ParamInfo {
   std::string name;
   std::vector<int64_t> shape;
@@ -28,16 +35,28 @@ struct ParamInfo {
 std::vector<ParamInfo> param_table(const Config& c);
 int64_t param_count(const Config& c);
 
-// Offsets of one layer's tensors. q,k,v are adjacent, so [wq; wk; wv] is one (QKV, C) matrix; likewise
-// [wgate; wup] is one (2F, C) matrix.
-struct LayerOffsets {
-  int64_t in_norm, wqkv, wo, post_norm, wgu, wdown;
+// Views of one layer's tensors in a flat buffer laid out by param_table: the parameters (T = const float) or the
+// gradients (T = float). q, k, v are adjacent rows of the table, so [Wq; Wk; Wv] is one (QKV, C) matrix; likewise
+// [Wgate; Wup] is one (2F, C) matrix; weights() checks the adjacency rather than assuming it.
+template <class T>
+struct LayerWeights {
+  T* in_norm;    // (C)       input_layernorm
+  T* wqkv;       // (QKV, C)  self_attn.{q,k,v}_proj
+  T* wo;         // (C, Q)    self_attn.o_proj
+  T* post_norm;  // (C)       post_attention_layernorm
+  T* wgu;        // (2F, C)   mlp.{gate,up}_proj
+  T* wdown;      // (C, F)    mlp.down_proj
 };
-struct Offsets {
-  int64_t embed, final_norm, lm_head;
-  std::vector<LayerOffsets> layers;
+template <class T>
+struct Weights {
+  T* embed;  // (V, C)
+  std::vector<LayerWeights<T>> layers;
+  T* final_norm;  // (C)
+  T* lm_head;     // (V, C), embed when tied
 };
-Offsets offsets(const Config& c);
+// The views of `base` (parameters or gradients), each tensor looked up by its Hugging Face name in param_table.
+Weights<const float> weights(const Config& c, const float* base);
+Weights<float> weights(const Config& c, float* base);
 
 // Everything the backward pass needs from one forward pass over a packed batch.
 struct Activations {

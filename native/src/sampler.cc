@@ -7,7 +7,7 @@
 #include <stdexcept>
 
 #include "kernels/kernels.h"
-#include "kernels/vecmath.h"
+#include "layer.h"
 #include "model.h"
 
 namespace nrt {
@@ -24,17 +24,15 @@ static void grow(std::vector<float>& v, size_t n) {
   if (v.size() < n) v.resize(n);
 }
 
-// tokens(n) at (stream(n), pos(n)); cache (L, B, T, KV); logits (n_out, V) for rows out_rows(n_out)
-// Attention per (token, query head) over its stream's cached positions: with AVX2 and HS % 8 == 0, 8-wide dot
-// products, vecmath's exp and a register-accumulated weighted sum of V rows; otherwise plain loops.
+// tokens(n) at (stream(n), pos(n)) through every layer (layer.h), each token's key and value written into its
+// stream's cache slot before the layer attends over the cache; logits (n_out, V) for the rows out_rows(n_out).
 static void forward_cached_chunk(float* logits, KVCache& kv, const Config& c, const float* P, const int32_t* tokens,
                                  const int32_t* stream, const int32_t* pos, int n, const int32_t* out_rows,
                                  int n_out) {
-  const int C = c.C, F = c.F, Q = c.Q(), KV = c.KV(), QKV = c.QKV(), HS = c.HS, group = c.NH / c.NKV;
-  const float scale = 1.0f / std::sqrt((float)HS);
+  const int C = c.C, F = c.F, Q = c.Q(), KV = c.KV(), QKV = c.QKV(), HS = c.HS;
   for (int i = 0; i < n; i++)
     if (pos[i] >= kv.T || stream[i] >= kv.B) throw std::runtime_error("position beyond the KV cache");
-  const Offsets o = offsets(c);
+  const Weights<const float> w = weights(c, P);
   grow(kv.x, (size_t)n * C);
   grow(kv.h, (size_t)n * C);
   grow(kv.rstd, n);
@@ -44,91 +42,22 @@ static void forward_cached_chunk(float* logits, KVCache& kv, const Config& c, co
   grow(kv.a, (size_t)n * F);
   grow(kv.rope_cos, (size_t)n * (HS / 2));
   grow(kv.rope_sin, (size_t)n * (HS / 2));
-  float *x = kv.x.data(), *h = kv.h.data(), *rstd = kv.rstd.data(), *qkv = kv.qkv.data(), *y = kv.y.data(),
-        *gu = kv.gu.data(), *a = kv.a.data();
-  rope_angles(kv.rope_cos.data(), kv.rope_sin.data(), pos, n, HS, c.theta);
-  embedding_forward(x, tokens, P + o.embed, n, C);
+  float *x = kv.x.data(), *h = kv.h.data(), *rstd = kv.rstd.data();
+  // one residual stream updated in place; the two norms share one buffer
+  const LayerActs t{x, h, rstd, kv.qkv.data(), kv.y.data(), x, h, rstd, kv.gu.data(), kv.a.data(), x};
+  rope_table(kv.rope_cos.data(), kv.rope_sin.data(), pos, n, c);
+  embedding_forward(x, tokens, w.embed, n, C);
   for (int l = 0; l < c.L; l++) {
-    const LayerOffsets& lo = o.layers[l];
     float* K = kv.k.data() + (size_t)l * kv.B * kv.S * KV;
     float* Vc = kv.v.data() + (size_t)l * kv.B * kv.S * KV;
-    rmsnorm_forward(h, rstd, x, P + lo.in_norm, n, C, c.eps);
-    matmul_forward(qkv, h, P + lo.wqkv, n, C, QKV, false);
-    rope_forward_table(qkv, kv.rope_cos.data(), kv.rope_sin.data(), n, QKV, 0, c.NH + c.NKV, HS);
-    for (int i = 0; i < n; i++) {
-      size_t at = ((size_t)stream[i] * kv.S + pos[i] % kv.S) * KV;
-      std::memcpy(K + at, qkv + (size_t)i * QKV + Q, sizeof(float) * KV);
-      std::memcpy(Vc + at, qkv + (size_t)i * QKV + Q + KV, sizeof(float) * KV);
-    }
-#pragma omp parallel
-    {
-      std::vector<float> p(kv.T);
-#pragma omp for schedule(static) collapse(2)
-      for (int i = 0; i < n; i++)
-        for (int hh = 0; hh < c.NH; hh++) {
-          const int kvh = hh / group, pi = pos[i];
-          const int lo_j = c.window > 0 && pi - c.window + 1 > 0 ? pi - c.window + 1 : 0, m = pi + 1 - lo_j;
-          const float* q = qkv + (size_t)i * QKV + hh * HS;
-          const float* Ks = K + (size_t)stream[i] * kv.S * KV + kvh * HS;
-          const float* Vs = Vc + (size_t)stream[i] * kv.S * KV + kvh * HS;
-          float* yo = y + (size_t)i * Q + hh * HS;
-          if (kv.S < kv.T) {  // ring of S slots: plain loops over position j in slot j % S
-            float mx = -INFINITY;
-            for (int j = lo_j; j <= pi; j++) {
-              const float* kr = Ks + (size_t)(j % kv.S) * KV;
-              float d = 0.0f;
-              for (int e = 0; e < HS; e++) d += q[e] * kr[e];
-              p[j] = d * scale;
-              mx = std::max(mx, p[j]);
-            }
-            float sum = 0.0f;
-            for (int j = lo_j; j <= pi; j++) sum += (p[j] = std::exp(p[j] - mx));
-            for (int e = 0; e < HS; e++) yo[e] = 0.0f;
-            for (int j = lo_j; j <= pi; j++) {
-              const float w = p[j] / sum;
-              const float* vr = Vs + (size_t)(j % kv.S) * KV;
-              for (int e = 0; e < HS; e++) yo[e] += w * vr[e];
-            }
-            continue;
-          }
-#ifdef NRT_AVX2
-          if (HS % 8 == 0) {
-            int j = lo_j;
-            for (; j + 8 <= pi + 1; j += 8)
-              _mm256_storeu_ps(p.data() + j,
-                               _mm256_mul_ps(dot8_rows8(q, Ks + (size_t)j * KV, KV, HS), _mm256_set1_ps(scale)));
-            for (; j <= pi; j++) p[j] = dot8(q, Ks + (size_t)j * KV, HS) * scale;
-            const float mx = max_of(p.data() + lo_j, m);
-            const float inv = 1.0f / exp_shift_sum(p.data() + lo_j, p.data() + lo_j, mx, m);
-            for (int j = lo_j; j <= pi; j++) p[j] *= inv;
-            wsum_rows(yo, p.data(), 1, Vs, KV, lo_j, pi, HS, false);
-            continue;
-          }
-#endif
-          float mx = -INFINITY;
-          for (int j = lo_j; j <= pi; j++) {
-            float d = 0.0f;
-            for (int e = 0; e < HS; e++) d += q[e] * Ks[(size_t)j * KV + e];
-            p[j] = d * scale;
-            mx = std::max(mx, p[j]);
-          }
-          float sum = 0.0f;
-          for (int j = lo_j; j <= pi; j++) {
-            p[j] = std::exp(p[j] - mx);
-            sum += p[j];
-          }
-          for (int e = 0; e < HS; e++) yo[e] = 0.0f;
-          for (int j = lo_j; j <= pi; j++) {
-            const float w = p[j] / sum;
-            for (int e = 0; e < HS; e++) yo[e] += w * Vs[(size_t)j * KV + e];
-          }
-        }
-    }
-    matmul_forward(x, y, P + lo.wo, n, Q, C, true);
-    rmsnorm_forward(h, rstd, x, P + lo.post_norm, n, C, c.eps);
-    matmul_forward(gu, h, P + lo.wgu, n, C, 2 * F, false);
-    swiglu_forward(a, gu, n, F);
-    matmul_forward(x, a, P + lo.wdown, n, F, C, true);
+    layer_forward(t, w.layers[l], c, kv.rope_cos.data(), kv.rope_sin.data(), n, [&](float* y, const float* qkv) {
+      for (int i = 0; i < n; i++) {
+        const size_t at = ((size_t)stream[i] * kv.S + pos[i] % kv.S) * KV;
+        std::memcpy(K + at, qkv + (size_t)i * QKV + Q, sizeof(float) * KV);
+        std::memcpy(Vc + at, qkv + (size_t)i * QKV + Q + KV, sizeof(float) * KV);
+      }
+      attention_forward_cached(y, qkv, K, Vc, stream, pos, n, kv.S, kv.T, c.NH, c.NKV, HS, c.window);
+    });
   }
   // the final norm and lm_head only for the rows asked for
   grow(kv.xo, (size_t)n_out * C);
@@ -136,8 +65,7 @@ static void forward_cached_chunk(float* logits, KVCache& kv, const Config& c, co
   grow(kv.ro, n_out);
   for (int r = 0; r < n_out; r++)
     std::memcpy(kv.xo.data() + (size_t)r * C, x + (size_t)out_rows[r] * C, sizeof(float) * C);
-  rmsnorm_forward(kv.ho.data(), kv.ro.data(), kv.xo.data(), P + o.final_norm, n_out, C, c.eps);
-  matmul_forward(logits, kv.ho.data(), P + o.lm_head, n_out, C, c.V, false);
+  head_forward(logits, kv.ho.data(), kv.ro.data(), kv.xo.data(), w, c, n_out);
 }
 
 // With a ring of S slots, the tokens of one pass may span at most S - W + 1 positions (a key is overwritten

@@ -50,21 +50,6 @@ export function datumText(tokens: Int32Array, at: number, n: number, weights: Fl
   );
 }
 
-/** The concatenated token ids of a ModelInput (only encoded_text chunks). */
-export function inputTokens(mi: unknown): number[] {
-  const chunks = (mi as { chunks?: unknown })?.chunks;
-  if (!Array.isArray(chunks)) throw new Error("model_input.chunks must be an array");
-  const out: number[] = [];
-  for (const c of chunks) {
-    const ch = c as { type?: unknown; tokens?: unknown };
-    if (ch.type !== undefined && ch.type !== "encoded_text")
-      throw new Error(`chunk type ${String(ch.type)} is not supported`);
-    if (!Array.isArray(ch.tokens)) throw new Error("an encoded_text chunk needs tokens");
-    for (const t of ch.tokens) out.push(t as number);
-  }
-  return out;
-}
-
 /** The numbers of a TensorData (or of a bare array, as some servers send), checked to be numbers. */
 export function tensorData(t: unknown, what: string): number[] {
   const data = Array.isArray(t) ? t : (t as { data?: unknown })?.data;

@@ -8,6 +8,9 @@
  */
 
 import { NrtError } from "../errors.js";
+import type { AdamWSettings, AdamWState } from "../model/native.js";
+
+export type { AdamWSettings, AdamWState };
 
 /** Sequences laid end to end (SPEC §2 layout), as the native forward takes them. */
 export interface SeqBatch {
@@ -53,17 +56,6 @@ export interface Scored {
   entropy: Float32Array | null;
 }
 
-/** AdamW settings of one update (decoupled weight decay, global-norm clip). */
-export interface OptimStep {
-  lr: number;
-  beta1: number;
-  beta2: number;
-  eps: number;
-  weightDecay: number;
-  /** global gradient-norm clip; 0 disables */
-  clip: number;
-}
-
 export interface StepResult {
   /** Σ_t w_t · (−log π(tokens[t])) before the update */
   loss: number;
@@ -76,7 +68,7 @@ export interface StepResult {
 /** What a checkpoint keeps of the engine besides the weights (which `pull` copies into the local model). */
 export interface EngineState {
   /** AdamW moments and step, when they live in this process */
-  optimizer: { m: Float32Array; v: Float32Array; step: number } | null;
+  optimizer: AdamWState | null;
   /** where the engine keeps its own state (e.g. a tinker:// path), for resuming; JSON */
   remote: Record<string, unknown> | null;
 }
@@ -100,7 +92,7 @@ export interface Engine {
    * Forward + backward of Σ_t w_t·(−log π(tokens[t])) and one AdamW update. Called right after `score` with the
    * same batch object and unchanged weights, an engine may reuse that forward (the native one does).
    */
-  step(batch: SeqBatch, weights: Float32Array, o: OptimStep): MaybePromise<StepResult>;
+  step(batch: SeqBatch, weights: Float32Array, o: AdamWSettings): MaybePromise<StepResult>;
   /**
    * Optional, for diagnostics: the global norm of ∇ Σ_t w_t·(−log π(tokens[t])) for each weight vector, under the
    * current weights, without an update. Engines that cannot (remote ones) leave it out.

@@ -1,66 +1,23 @@
 /**
- * The in-process engine: nrt's native forward/backward/KV-cache sampler and AdamW over the model's flat buffer.
+ * The in-process engine: nrt's native forward/backward/KV-cache sampler and AdamW over the model's flat buffer
+ * (sampling through src/rollout/generate.ts, as every other caller of the native sampler).
  * `score` keeps its forward's activations; a `step` on the same batch object right after runs only the backward
  * (the trainer's one-forward path, SPEC §4).
  */
 import type { Model } from "../model/model.js";
 import { native } from "../model/native.js";
-import {
-  type Engine,
-  type EngineState,
-  type OptimStep,
-  promptSeed,
-  type Sampled,
-  type SampleParams,
-  type Scored,
-  type SeqBatch,
-  type StepResult,
-  streamSeed,
+import { nativeSample } from "../rollout/generate.js";
+import type {
+  AdamWSettings,
+  AdamWState,
+  Engine,
+  EngineState,
+  Sampled,
+  SampleParams,
+  Scored,
+  SeqBatch,
+  StepResult,
 } from "./engine.js";
-
-/**
- * K samples after each prompt, all G·K streams in one batch with a KV cache. Stream k of prompt g draws from
- * streamSeed(promptSeed(seed, g), k), so a server that samples each prompt alone with promptSeed(seed, g) draws
- * the same tokens.
- */
-export function nativeSample(model: Model, prompts: readonly (readonly number[])[], p: SampleParams): Sampled[][] {
-  const flat: number[] = [];
-  const lens: number[] = [];
-  const seeds: number[] = [];
-  prompts.forEach((prompt, g) => {
-    const s = promptSeed(p.seed, g);
-    for (let k = 0; k < p.k; k++) {
-      for (const t of prompt) flat.push(t);
-      lens.push(prompt.length);
-      seeds.push(streamSeed(s, k));
-    }
-  });
-  const M = p.maxTokens;
-  const r = model.engine.generate(Int32Array.from(flat), Int32Array.from(lens), {
-    maxNew: M,
-    temperature: p.temperature,
-    topP: p.topP,
-    topK: p.topK,
-    seed: p.seed,
-    seeds,
-    stop: [...p.stop],
-  });
-  return prompts.map((_, g) =>
-    Array.from({ length: p.k }, (_, k): Sampled => {
-      const b = g * p.k + k;
-      const at = b * M;
-      const n = r.lengths[b];
-      const stopped = r.stopped[b] === 1;
-      const z = stopped ? n - 1 : n;
-      return {
-        tokens: Array.from(r.tokens.subarray(at, at + z)),
-        stopId: stopped ? r.tokens[at + n - 1] : -1,
-        logprobs: Array.from(r.logprobs.subarray(at, at + z)),
-        entropy: Array.from(r.entropy.subarray(at, at + z)),
-      };
-    }),
-  );
-}
 
 export class NativeEngine implements Engine {
   readonly name = "native";
@@ -75,7 +32,7 @@ export class NativeEngine implements Engine {
   /** `optimizer`: AdamW moments and step to continue from (a checkpoint's); fresh zeros if absent. */
   constructor(
     readonly model: Model,
-    optimizer?: { m: Float32Array; v: Float32Array; step: number },
+    optimizer?: AdamWState,
   ) {
     this.adamStep = optimizer?.step ?? 0;
     if (optimizer) {
@@ -98,28 +55,23 @@ export class NativeEngine implements Engine {
   }
 
   score(batch: SeqBatch): Scored {
-    const r = this.model.engine.forward(batch.tokens, batch.lens);
+    const r = this.model.runner.forward(batch.tokens, batch.lens);
     this.held = batch;
     return { logprobs: r.logprobs, entropy: r.entropy };
   }
 
-  step(batch: SeqBatch, weights: Float32Array, o: OptimStep): StepResult {
-    if (this.held !== batch) this.model.engine.forward(batch.tokens, batch.lens);
+  step(batch: SeqBatch, weights: Float32Array, o: AdamWSettings): StepResult {
+    if (this.held !== batch) this.model.runner.forward(batch.tokens, batch.lens);
     this.held = null;
     this.grads ??= this.model.zeros();
     this.m ??= this.model.zeros();
     this.v ??= this.model.zeros();
     this.grads.fill(0);
-    const loss = this.model.engine.backward(weights, this.grads);
+    const loss = this.model.runner.backward(weights, this.grads);
     const norm = native().gradNorm(this.grads);
     if (!Number.isFinite(loss) || !Number.isFinite(norm)) return { loss, gradNorm: norm, applied: false };
     const gradNorm = native().adamw(this.model.config, this.model.params, this.grads, this.m, this.v, {
-      lr: o.lr,
-      beta1: o.beta1,
-      beta2: o.beta2,
-      eps: o.eps,
-      weightDecay: o.weightDecay,
-      clip: o.clip,
+      ...o,
       step: ++this.adamStep,
     });
     return { loss, gradNorm, applied: true };
@@ -129,9 +81,9 @@ export class NativeEngine implements Engine {
     const grads = this.model.zeros();
     const norms = weights.map((w) => {
       // a forward per backward: the backward may reuse the forward's buffers
-      this.model.engine.forward(batch.tokens, batch.lens);
+      this.model.runner.forward(batch.tokens, batch.lens);
       grads.fill(0);
-      this.model.engine.backward(w, grads);
+      this.model.runner.backward(w, grads);
       return native().gradNorm(grads);
     });
     this.held = null; // the next step runs its own forward

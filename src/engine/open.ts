@@ -1,25 +1,34 @@
 /**
- * The engine a training configuration asks for, opened (and, for a resumed run, restored from its checkpoint), and
- * the AdamW settings it is given for each update.
+ * The engine a training configuration asks for, opened (and, for a resumed run, given the state its checkpoint kept).
+ * Reading checkpoints and the learning-rate schedule are the trainer's (src/train/); this file only hands them on.
  */
 import { resolve } from "node:path";
 import type { TrainConfig } from "../config/train-config.js";
 import { NrtError } from "../errors.js";
 import type { Model } from "../model/model.js";
-import { loadOptimizer, type TrainerState } from "../train/checkpoint.js";
-import { lrAt } from "../train/schedule.js";
-import type { Engine, MaybePromise, OptimStep } from "./engine.js";
+import type { AdamWState, Engine, MaybePromise } from "./engine.js";
 import { NativeEngine } from "./native.js";
 import { SglangSampler } from "./sglang.js";
 import { openSplit } from "./split.js";
 import { openTinker } from "./tinker.js";
 import { VllmSampler } from "./vllm.js";
 
-/** The checkpoint a resumed run continues from (null for a new run). */
-type Resumed = { dir: string; state: TrainerState & { adamStep: number } } | null;
+/** What a resumed run hands the engine it opens: the updates already applied and the state its checkpoint kept. */
+export interface EngineResume {
+  /** the checkpoint's directory (named in errors) */
+  dir: string;
+  /** updates applied before the checkpoint (AdamW's step) */
+  updates: number;
+  /** the in-process AdamW moments, read from the checkpoint when the native engine asks for them */
+  optimizer(): AdamWState;
+  /** what the engine's `saveState` returned as `remote` (e.g. a Tinker state path), if anything */
+  remote: Record<string, unknown> | undefined;
+}
+
+type Resumed = EngineResume | null;
 
 /**
- * `model` is the local model (its weights are a checkpoint's on resume); `ckpt` the checkpoint resumed from; `probe`
+ * `model` is the local model (its weights are a checkpoint's on resume); `ckpt` what the run resumes from; `probe`
  * a short sequence a remote engine scores on both sides to check that the server holds this model; `files` what a
  * model directory carries besides the weights (the tokenizer), for the directory the split engine's server loads.
  */
@@ -36,16 +45,13 @@ export function openEngine(
 }
 
 function openNative(model: Model, ckpt: Resumed): Engine {
-  if (!ckpt) return new NativeEngine(model);
-  const opt = { m: model.zeros(), v: model.zeros(), step: 0 };
-  loadOptimizer(ckpt.dir, opt, ckpt.state.adamStep);
-  return new NativeEngine(model, opt);
+  return new NativeEngine(model, ckpt?.optimizer());
 }
 
 function openTinkerOf(cfg: TrainConfig, model: Model, ckpt: Resumed, probe?: readonly number[]): Promise<Engine> {
   const flag = cfg.engine === "tinker" ? "--engine tinker" : "--learner tinker";
   if (!cfg.engineUrl) throw new NrtError(`${flag} needs --engine-url (the Tinker server's base URL)`);
-  const remote = ckpt?.state.extra.engine as { state_path?: unknown; base_model?: unknown } | undefined;
+  const remote = ckpt?.remote as { state_path?: unknown; base_model?: unknown } | undefined;
   if (ckpt && typeof remote?.state_path !== "string")
     throw new NrtError("the checkpoint holds no tinker engine state (written by another engine?)", ckpt.dir);
   return openTinker(model, {
@@ -57,7 +63,7 @@ function openTinkerOf(cfg: TrainConfig, model: Model, ckpt: Resumed, probe?: rea
     backoffMs: 500,
     chunkTokens: cfg.engineChunkTokens,
     concurrency: 64,
-    resume: ckpt ? { statePath: remote?.state_path as string, updates: ckpt.state.adamStep } : undefined,
+    resume: ckpt ? { statePath: remote?.state_path as string, updates: ckpt.updates } : undefined,
     probe,
   });
 }
@@ -98,22 +104,3 @@ async function openSplitOf(
 }
 
 const samePath = (a: string, b: string): boolean => resolve(a) === resolve(b);
-
-/** The AdamW settings of the engine's next update: the schedule's lr at step updates + 1. */
-export function optimStepOf(cfg: TrainConfig, updates: number): OptimStep {
-  const schedule = {
-    lr: cfg.lr,
-    warmupSteps: cfg.warmupSteps,
-    totalSteps: cfg.steps,
-    kind: cfg.schedule,
-    minRatio: cfg.minLrRatio,
-  };
-  return {
-    lr: lrAt(schedule, updates + 1),
-    beta1: cfg.beta1,
-    beta2: cfg.beta2,
-    eps: cfg.adamEps,
-    weightDecay: cfg.weightDecay,
-    clip: cfg.clip,
-  };
-}

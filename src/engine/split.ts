@@ -12,9 +12,18 @@ import { resolve } from "node:path";
 import { NrtError } from "../errors.js";
 import { saveModelDir } from "../io/model-dir.js";
 import type { Model } from "../model/model.js";
-import type { Engine, EngineState, OptimStep, Sampled, SampleParams, Scored, SeqBatch, StepResult } from "./engine.js";
+import type {
+  AdamWSettings,
+  Engine,
+  EngineState,
+  Sampled,
+  SampleParams,
+  Scored,
+  SeqBatch,
+  StepResult,
+} from "./engine.js";
 import { EngineError, probeGap } from "./engine.js";
-import type { SamplerServer } from "./sampler-server.js";
+import type { SamplerClient } from "./sampler-client.js";
 
 export interface SplitOptions {
   /** the model directory nrt writes and the server loads */
@@ -33,7 +42,7 @@ export interface SplitOptions {
 export async function openSplit(
   learner: Engine,
   model: Model,
-  sampler: SamplerServer,
+  sampler: SamplerClient,
   o: SplitOptions,
 ): Promise<SplitEngine> {
   const e = new SplitEngine(learner, model, sampler, o);
@@ -57,7 +66,7 @@ export class SplitEngine implements Engine {
   constructor(
     readonly learner: Engine,
     readonly model: Model,
-    readonly sampler: SamplerServer,
+    readonly sampler: SamplerClient,
     readonly o: SplitOptions,
   ) {
     this.where = `${sampler.kind} at ${sampler.where} (sampling), ${learner.name} ${learner.where} (training)`;
@@ -136,7 +145,7 @@ export class SplitEngine implements Engine {
     return { logprobs: await this.sampler.score(batch), entropy: null };
   }
 
-  async step(batch: SeqBatch, weights: Float32Array, o: OptimStep): Promise<StepResult> {
+  async step(batch: SeqBatch, weights: Float32Array, o: AdamWSettings): Promise<StepResult> {
     return this.learner.step(batch, weights, o);
   }
 

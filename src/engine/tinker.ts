@@ -22,10 +22,10 @@ import { untar } from "./_tar.js";
 import { datumText, type SampledSequenceJson, tensorData } from "./_tinker-wire.js";
 import { type Chunk, chunkSequences } from "./chunks.js";
 import {
+  type AdamWSettings,
   type Engine,
   EngineError,
   type EngineState,
-  type OptimStep,
   probeGap,
   promptSeed,
   type Sampled,
@@ -169,7 +169,7 @@ export class TinkerEngine implements Engine {
     const batch = { tokens: Int32Array.from(seq), lens: Int32Array.of(seq.length) };
     const there = (await this.score(batch)).logprobs;
     this.scored = null;
-    const here = this.model.engine.forward(batch.tokens, batch.lens).logprobs;
+    const here = this.model.runner.forward(batch.tokens, batch.lens).logprobs;
     const gap = probeGap(there, here, seq.length);
     const tol = this.o.probeTolerance ?? 0.1;
     if (!(gap <= tol))
@@ -371,7 +371,7 @@ export class TinkerEngine implements Engine {
     return { logprobs, entropy: null };
   }
 
-  async step(batch: SeqBatch, weights: Float32Array, o: OptimStep): Promise<StepResult> {
+  async step(batch: SeqBatch, weights: Float32Array, o: AdamWSettings): Promise<StepResult> {
     // the server accumulates gradients until optim_step and has no way to drop them: a step that would give a
     // non-finite loss is refused here, before anything is sent
     let predicted = 0;

@@ -14,7 +14,7 @@ import { mapLimit } from "../util/map-limit.js";
 import { detail, isObj } from "./_http.js";
 import { chunkSequences } from "./chunks.js";
 import { promptSeed, type Sampled, type SampleParams, type SeqBatch } from "./engine.js";
-import { HttpSampler, numbers, type SamplerOptions, toSampled } from "./sampler-server.js";
+import { HttpSampler, numbers, type SamplerOptions, toSampled } from "./sampler-client.js";
 
 type Json = Record<string, unknown>;
 

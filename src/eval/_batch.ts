@@ -1,5 +1,6 @@
 // Batched generation and teacher forcing for evaluate.ts (internal).
 import type { Model } from "../model/model.js";
+import { generate, traceEnd } from "../rollout/generate.js";
 import type { Tokenizer } from "../tokenizer/tokenizer.js";
 import type { TraceEnd } from "./metrics.js";
 
@@ -29,26 +30,11 @@ export interface TraceOptions {
  */
 export function traces(model: Model, prefixes: number[][], o: TraceOptions): Generated[] {
   const { maxNew, temperature, seed, stop, answerStartId } = o;
-  if (maxNew <= 0) return prefixes.map(() => ({ trace: [], end: "limit", entropy: [] }));
-  const r = model.engine.generate(Int32Array.from(prefixes.flat()), Int32Array.from(prefixes.map((p) => p.length)), {
-    maxNew,
-    temperature,
-    topK: 0,
-    topP: 1,
-    seed,
-    stop,
-  });
-  return prefixes.map((_, b) => {
-    const at = b * maxNew;
-    const len = r.lengths[b];
-    const stopped = r.stopped[b] === 1;
-    const z = stopped ? len - 1 : len;
-    return {
-      trace: Array.from(r.tokens.subarray(at, at + z)),
-      end: !stopped ? "limit" : r.tokens[at + len - 1] === answerStartId ? "answer_start" : "special",
-      entropy: Array.from(r.entropy.subarray(at, at + z)),
-    };
-  });
+  return generate(model, prefixes, { maxNew, temperature, topK: 0, topP: 1, seed, stop }).map((s) => ({
+    trace: s.tokens,
+    end: traceEnd(s, answerStartId),
+    entropy: s.entropy,
+  }));
 }
 
 /** Greedy answers after `prefixes`, up to `limit` tokens, until ⟨eos⟩ (excluded from `tokens`). */
@@ -58,17 +44,10 @@ export function answer(
   limit: number,
   eos: number,
 ): { tokens: number[]; eos: boolean }[] {
-  const r = model.engine.generate(Int32Array.from(prefixes.flat()), Int32Array.from(prefixes.map((p) => p.length)), {
-    maxNew: limit,
-    temperature: 0,
-    seed: 0,
-    stop: [eos],
-  });
-  return prefixes.map((_, b) => {
-    const stopped = r.stopped[b] === 1;
-    const len = r.lengths[b] - (stopped ? 1 : 0);
-    return { tokens: Array.from(r.tokens.subarray(b * limit, b * limit + len)), eos: stopped };
-  });
+  return generate(model, prefixes, { maxNew: limit, temperature: 0, seed: 0, stop: [eos] }).map((s) => ({
+    tokens: s.tokens,
+    eos: s.stopId >= 0,
+  }));
 }
 
 /** log π(tokens[t] | tokens[<t]) for t ≥ from, per sequence, by teacher forcing in chunks of whole sequences. */
@@ -80,7 +59,7 @@ export function spanLogprobs(model: Model, seqs: { tokens: number[]; from: numbe
     while (e < seqs.length && (e === s || total + seqs[e].tokens.length <= FORWARD_CHUNK_TOKENS))
       total += seqs[e++].tokens.length;
     const chunk = seqs.slice(s, e);
-    const { logprobs } = model.engine.forward(
+    const { logprobs } = model.runner.forward(
       Int32Array.from(chunk.flatMap((q) => q.tokens)),
       Int32Array.from(chunk.map((q) => q.tokens.length)),
     );

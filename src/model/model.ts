@@ -1,16 +1,16 @@
 import { Rng } from "../util/rng.js";
 import type { ModelConfig } from "./config.js";
-import { type NativeEngine, native, type ParamInfo } from "./native.js";
+import { type ModelRunner, native, type ParamInfo } from "./native.js";
 
 /**
  * A Llama model: its config, one flat float32 parameter buffer with named views (Hugging Face names), and the
- * native engine that runs it. Gradients and AdamW moments use the same layout (see `paramTable`).
+ * native runner that computes with it. Gradients and AdamW moments use the same layout (see `paramTable`).
  */
 export class Model {
   readonly config: ModelConfig;
   readonly params: Float32Array;
   readonly table: ParamInfo[];
-  readonly engine: NativeEngine;
+  readonly runner: ModelRunner;
   private readonly byName: Map<string, ParamInfo>;
 
   constructor(config: ModelConfig, params?: Float32Array) {
@@ -21,7 +21,7 @@ export class Model {
     if (params && params.length !== n) throw new Error(`expected ${n} parameters, got ${params.length}`);
     this.params = params ?? new Float32Array(n);
     this.byName = new Map(this.table.map((p) => [p.name, p]));
-    this.engine = new (native().Engine)(config, this.params);
+    this.runner = new (native().Engine)(config, this.params);
   }
 
   get numParams(): number {

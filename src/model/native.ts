@@ -43,7 +43,8 @@ export interface GenerateResult {
   stopped: Uint8Array;
 }
 
-export interface AdamWOptions {
+/** AdamW settings of one update: decoupled weight decay (on the tensors the table marks), global-norm clip. */
+export interface AdamWSettings {
   lr: number;
   beta1: number;
   beta2: number;
@@ -51,11 +52,22 @@ export interface AdamWOptions {
   weightDecay: number;
   /** global gradient-norm clip; 0 disables */
   clip: number;
-  /** 1-based step for bias correction */
+}
+
+/** AdamW's state over the flat buffer: both moments in the parameters' layout, and the updates applied so far. */
+export interface AdamWState {
+  m: Float32Array;
+  v: Float32Array;
+  /** updates applied; the next one is step + 1 (1-based, for bias correction) */
   step: number;
 }
 
-export interface NativeEngine {
+/**
+ * The addon's object for one model: forward, backward and generation over the model's own parameter buffer (read at
+ * each call, never copied). Not the trainer's `Engine` seam (src/engine/), which the in-process engine implements
+ * over this.
+ */
+export interface ModelRunner {
   forward(tokens: Int32Array, seqLens: Int32Array): ForwardResult;
   backward(weights: Float32Array, grads: Float32Array): number;
   logits(): Float32Array;
@@ -64,7 +76,7 @@ export interface NativeEngine {
 }
 
 interface NativeModule {
-  Engine: new (config: ModelConfig, params: Float32Array) => NativeEngine;
+  Engine: new (config: ModelConfig, params: Float32Array) => ModelRunner;
   paramTable(config: ModelConfig): ParamInfo[];
   setThreads(n: number): void;
   getThreads(): number;
@@ -75,7 +87,8 @@ interface NativeModule {
     grads: Float32Array,
     m: Float32Array,
     v: Float32Array,
-    opts: AdamWOptions,
+    /** `step`: this update's 1-based number */
+    opts: AdamWSettings & { step: number },
   ): number;
 }
 

@@ -1,6 +1,6 @@
 import type { Sampled, SampleParams } from "../engine/engine.js";
-import { nativeSample } from "../engine/native.js";
 import type { Model } from "../model/model.js";
+import { nativeSample, traceEnd } from "./generate.js";
 
 /** One sampled reasoning trace (SPEC §2). */
 export interface Trace {
@@ -52,8 +52,8 @@ export function toTraces(sampled: readonly Sampled[][], answerStartId: number): 
   return sampled.map((group) =>
     group.map((s) => ({
       tokens: s.tokens,
-      emitted: s.stopId === answerStartId,
-      truncated: s.stopId < 0,
+      emitted: traceEnd(s, answerStartId) === "answer_start",
+      truncated: traceEnd(s, answerStartId) === "limit",
       logprobs: s.logprobs,
       entropy: s.entropy ?? s.logprobs.map((x) => -x),
     })),

@@ -1,16 +1,14 @@
 import { existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
+import type { EngineResume } from "../engine/open.js";
 import { NrtError } from "../errors.js";
 import { markLatestCheckpoint, saveModelDir } from "../io/model-dir.js";
 import { encodeSafetensors, readSafetensors } from "../io/safetensors.js";
 import type { Model } from "../model/model.js";
+import type { AdamWState } from "../model/native.js";
 
 /** AdamW's state in a checkpoint: the moments where they live in this process (a remote engine keeps its own). */
-export interface OptimizerState {
-  m?: Float32Array;
-  v?: Float32Array;
-  step: number;
-}
+export type OptimizerState = Pick<AdamWState, "step"> & Partial<AdamWState>;
 
 const STATE_FILE = "trainer_state.json";
 const OPTIM_FILE = "optimizer.safetensors";
@@ -98,7 +96,7 @@ export function latestCheckpoint(runDir: string): { dir: string; state: TrainerS
 }
 
 /** Restores AdamW's moments and step from a checkpoint directory. */
-export function loadOptimizer(dir: string, opt: Required<OptimizerState>, adamStep: number): void {
+export function loadOptimizer(dir: string, opt: AdamWState, adamStep: number): void {
   const path = join(dir, OPTIM_FILE);
   const { tensors } = readSafetensors(path);
   const m = tensors.get("adamw.m");
@@ -108,4 +106,21 @@ export function loadOptimizer(dir: string, opt: Required<OptimizerState>, adamSt
   opt.m.set(m.data);
   opt.v.set(v.data);
   opt.step = adamStep;
+}
+
+/** What the engine of a run resumed from `ckpt` is handed: the updates so far, its remote state, the moments. */
+export function engineResume(
+  ckpt: { dir: string; state: TrainerState & { adamStep: number } },
+  model: Model,
+): EngineResume {
+  return {
+    dir: ckpt.dir,
+    updates: ckpt.state.adamStep,
+    remote: ckpt.state.extra.engine as Record<string, unknown> | undefined,
+    optimizer: () => {
+      const opt = { m: model.zeros(), v: model.zeros(), step: 0 };
+      loadOptimizer(ckpt.dir, opt, ckpt.state.adamStep);
+      return opt;
+    },
+  };
 }

@@ -71,7 +71,7 @@ export function gradBatch(model: Model, batch: GradBatch, grads: Float32Array): 
     throw new NrtError(`only "sft" may be given here (other methods are their config keys)`, "config.method");
   if (method === "sft") {
     const b = sftBatch(model, batch.groups, batch.answer_start_id);
-    const loss = model.engine.backward(b.weights, grads);
+    const loss = model.runner.backward(b.weights, grads);
     // b: the answer's probabilities right after ⟨answer_start⟩, as for the empty trace of an NRT group
     let at = 0;
     const groups = batch.groups.map((g) => {
@@ -112,7 +112,7 @@ export function gradBatch(model: Model, batch: GradBatch, grads: Float32Array): 
   for (const [i, g] of batch.groups.entries())
     if (g.traces.length === 0) throw new NrtError("needs at least one trace", `groups[${i}].traces`);
   const s = scoreNrtBatch(model, batch.groups, objective, batch.answer_start_id);
-  const loss = model.engine.backward(s.weights, grads);
+  const loss = model.runner.backward(s.weights, grads);
   return {
     loss,
     groups: s.scores.map((sc, g) => ({

@@ -122,7 +122,7 @@ export function scoreNrtBatch(
   answerStartId: number,
 ): ScoredBatch {
   const pack = packNrtBatch(groups, answerStartId);
-  return scorePacked(pack, groups, model.engine.forward(pack.seqs.tokens, pack.seqs.lens), objective);
+  return scorePacked(pack, groups, model.runner.forward(pack.seqs.tokens, pack.seqs.lens), objective);
 }
 
 function addAt(w: Float32Array, at: number, add: Float32Array): void {
@@ -181,5 +181,5 @@ export function sftBatch(
   answerStartId: number,
 ): { packed: Packed; forward: Scored; weights: Float32Array } {
   const b = packSft(groups, answerStartId);
-  return { ...b, forward: model.engine.forward(b.seqs.tokens, b.seqs.lens) };
+  return { ...b, forward: model.runner.forward(b.seqs.tokens, b.seqs.lens) };
 }

@@ -1,29 +1,41 @@
+import type { TrainConfig } from "../config/train-config.js";
 import type { Model } from "../model/model.js";
-import { native } from "../model/native.js";
+import { type AdamWSettings, type AdamWState, native } from "../model/native.js";
 import { lrAt, type Schedule } from "./schedule.js";
 
-export interface AdamWSettings {
-  beta1: number;
-  beta2: number;
-  eps: number;
-  weightDecay: number;
-  /** global gradient-norm clip; 0 disables */
-  clip: number;
+/** The AdamW settings of `nrt train`'s next update: the schedule's lr at step updates + 1, the config's others. */
+export function adamwSettings(cfg: TrainConfig, updates: number): AdamWSettings {
+  const schedule: Schedule = {
+    lr: cfg.lr,
+    warmupSteps: cfg.warmupSteps,
+    totalSteps: cfg.steps,
+    kind: cfg.schedule,
+    minRatio: cfg.minLrRatio,
+  };
+  return {
+    lr: lrAt(schedule, updates + 1),
+    beta1: cfg.beta1,
+    beta2: cfg.beta2,
+    eps: cfg.adamEps,
+    weightDecay: cfg.weightDecay,
+    clip: cfg.clip,
+  };
 }
 
 /**
- * AdamW over the model's flat buffer: gradients and both moments share the parameters' layout, and one native
- * call clips and updates everything. Holds the state a checkpoint must keep (m, v, step).
+ * AdamW over the model's flat buffer, for pretraining: gradients and both moments share the parameters' layout, and
+ * one native call clips and updates everything. Holds the state a checkpoint must keep (m, v, step).
  */
-export class AdamW {
+export class AdamW implements AdamWState {
   readonly grads: Float32Array;
   readonly m: Float32Array;
   readonly v: Float32Array;
   step = 0;
 
+  /** `settings`: all but the learning rate, which `schedule` gives per step */
   constructor(
     readonly model: Model,
-    readonly settings: AdamWSettings,
+    readonly settings: Omit<AdamWSettings, "lr">,
     readonly schedule: Schedule,
   ) {
     this.grads = model.zeros();

@@ -128,9 +128,9 @@ function pretrainLocked(c: PretrainConfig, onStep?: (step: number, loss: number)
     }
     const targets = tokens.length - lens.length;
     const w = new Float32Array(tokens.length).fill(1 / targets);
-    model.engine.forward(Int32Array.from(tokens), Int32Array.from(lens));
+    model.runner.forward(Int32Array.from(tokens), Int32Array.from(lens));
     opt.zeroGrad();
-    const loss = model.engine.backward(w, opt.grads);
+    const loss = model.runner.backward(w, opt.grads);
     if (!Number.isFinite(loss)) throw new NrtError(`non-finite loss at step ${step}`, c.out);
     const { lr, gradNorm } = opt.update();
     ema = step === 1 ? loss : 0.98 * ema + 0.02 * loss;

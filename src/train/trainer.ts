@@ -18,7 +18,7 @@ import type { TrainConfig } from "../config/train-config.js";
 import { type Example, recordExamples } from "../data/format.js";
 import { duplicatesWarning, readQaFile } from "../data/qa.js";
 import { type Engine, type Pending, wait } from "../engine/engine.js";
-import { openEngine, optimStepOf } from "../engine/open.js";
+import { openEngine } from "../engine/open.js";
 import { NrtError } from "../errors.js";
 import { appendNoFollow } from "../io/append.js";
 import { writeFileAtomic } from "../io/atomic.js";
@@ -30,7 +30,7 @@ import { sampleParams, type Trace, toTraces } from "../rollout/rollout.js";
 import { packageRoot } from "../util/package-root.js";
 import { Progress } from "../util/progress.js";
 import { checkAlarms } from "./alarms.js";
-import { checkpointName, latestCheckpoint, saveCheckpoint } from "./checkpoint.js";
+import { checkpointName, engineResume, latestCheckpoint, saveCheckpoint } from "./checkpoint.js";
 import { type DataDigest, dataCheck } from "./data-check.js";
 import { DataOrder, stepSeed } from "./data-order.js";
 import { lossTerms, type Metrics, nrtMetrics, samplerGap } from "./metrics.js";
@@ -43,6 +43,7 @@ import {
   scorePacked,
   termWeights,
 } from "./nrt-batch.js";
+import { adamwSettings } from "./optimizer.js";
 import {
   ALARMS_FILE,
   checkNewRunDir,
@@ -261,7 +262,7 @@ function* runLocked(
   const objective = objectiveOf(cfg);
   // the engine, checked (a server: its health, model and state) before anything is written to the run directory
   const probe = examples.length > 0 ? [...examples[0].prompt, answerStartId, ...examples[0].answer] : undefined;
-  const engine: Engine = yield* wait(openEngine(cfg, model, ckpt, probe, modelFiles));
+  const engine: Engine = yield* wait(openEngine(cfg, model, ckpt && engineResume(ckpt, model), probe, modelFiles));
   const runConfig = `${JSON.stringify({ train: cfg, versions: versions(), ...(data && { data }) }, null, 2)}\n`;
   if (!resume) locked(createRunDir(out, { [RUN_CONFIG]: runConfig }));
   else {
@@ -434,14 +435,14 @@ function* nrtStep(
       reward: scored.scores[0].R[k],
     })),
   );
-  const o = optimStepOf(cfg, engine.updates);
+  const o = adamwSettings(cfg, engine.updates);
   const r = yield* wait(engine.step(scored.seqs, scored.weights, o));
   if (!r.applied) return refused(r.loss, r.gradNorm);
   const old = scored.forward.logprobs;
   for (let u = 1; u < cfg.updatesPerBatch; u++) {
     const now = (yield* wait(engine.score(scored.seqs))).logprobs;
     const w = ratioWeights(scored, old, now);
-    const ru = yield* wait(engine.step(scored.seqs, w, optimStepOf(cfg, engine.updates)));
+    const ru = yield* wait(engine.step(scored.seqs, w, adamwSettings(cfg, engine.updates)));
     if (!ru.applied) return refused(ru.loss, ru.gradNorm, `loss of update ${u + 1}`);
   }
   const t3 = performance.now();
@@ -467,7 +468,7 @@ function* sftStep(
 ): Generator<Pending, Metrics | string, unknown> {
   const t0 = performance.now();
   const b = packSft(batch, answerStartId);
-  const o = optimStepOf(cfg, engine.updates);
+  const o = adamwSettings(cfg, engine.updates);
   const r = yield* wait(engine.step(b.seqs, b.weights, o));
   if (!r.applied) return refused(r.loss, r.gradNorm);
   const t1 = performance.now();

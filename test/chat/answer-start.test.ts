@@ -41,8 +41,8 @@ function loaded(tied: boolean, pad = 0): LoadedModel {
 
 /** logits (N, V) of one sequence */
 function logits(model: Model, tokens: number[]): Float32Array {
-  model.engine.forward(Int32Array.from(tokens), Int32Array.from([tokens.length]));
-  return model.engine.logits();
+  model.runner.forward(Int32Array.from(tokens), Int32Array.from([tokens.length]));
+  return model.runner.logits();
 }
 
 const row = (w: Float32Array, i: number) => Array.from(w.subarray(i * C, (i + 1) * C));

@@ -6,12 +6,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { beforeAll, describe, expect, it } from "vitest";
-import { reply } from "../../src/chat/reply.js";
 import { promptIds } from "../../src/data/format.js";
 import { loadModel } from "../../src/io/load.js";
 import { saveModelDir } from "../../src/io/model-dir.js";
 import { llamaConfig } from "../../src/model/config.js";
 import { Model } from "../../src/model/model.js";
+import { reply } from "../../src/rollout/reply.js";
 import { CHAR_IDS, CHAR_VOCAB_SIZE, charTokenizerJson } from "../../src/tokenizer/char-tokenizer-json.js";
 import { ensureBuilt as ensureBuiltFor } from "../helpers/ensure-built.js";
 

@@ -5,8 +5,7 @@
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startTinkerServer, type TinkerServer } from "../../src/engine/_tinker-server.js";
-import { EngineError, type OptimStep, type SeqBatch } from "../../src/engine/engine.js";
+import { type AdamWSettings, EngineError, type SeqBatch } from "../../src/engine/engine.js";
 import { NativeEngine } from "../../src/engine/native.js";
 import { openTinker, type TinkerOptions } from "../../src/engine/tinker.js";
 import { loadModelDir } from "../../src/io/model-dir.js";
@@ -14,6 +13,7 @@ import { setThreads } from "../../src/model/native.js";
 import { trainAsync } from "../../src/train/trainer.js";
 import { expectAllclose } from "../helpers/allclose.js";
 import { config, metrics, nrtSpawn, STACK, setup, TINY_FLAGS } from "../reliability/_setup.js";
+import { startTinkerServer, type TinkerServer } from "../stand-ins/tinker-server.js";
 import { type Fault, type FaultProxy, startFaultProxy } from "./_fault-proxy.js";
 import { expectSameRun } from "./_same-run.js";
 
@@ -49,7 +49,7 @@ const options = (over: Partial<TinkerOptions> = {}): TinkerOptions => ({
 // one packed batch of two sequences with SPEC-§4-like weights, and the step's AdamW settings
 const batch: SeqBatch = { tokens: Int32Array.from([1, 5, 6, 3, 7, 2, 1, 8, 3, 9, 2]), lens: Int32Array.from([6, 5]) };
 const weights = Float32Array.from([0, 0, 0.5, -0.25, 1, 1, 0, 0, 0.3, 1, 1]);
-const opt: OptimStep = { lr: 1e-2, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0, clip: 1 };
+const opt: AdamWSettings = { lr: 1e-2, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0, clip: 1 };
 
 const WHAT: Record<Exclude<Fault, "pass" | "lost">, RegExp> = {
   "500": /HTTP 500: \{"detail":"Internal Server Error"\}/,

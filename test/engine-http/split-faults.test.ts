@@ -5,13 +5,13 @@
 import { cpSync, existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startSglangStub } from "../../src/engine/_sglang-server.js";
-import { startVllmStub, type VllmStub } from "../../src/engine/_vllm-server.js";
 import { EngineError } from "../../src/engine/engine.js";
 import { VllmSampler } from "../../src/engine/vllm.js";
 import { setThreads } from "../../src/model/native.js";
 import { trainAsync } from "../../src/train/trainer.js";
 import { config, metrics, nrtSpawn, STACK, setup, TINY_FLAGS } from "../reliability/_setup.js";
+import { startSglangStub } from "../stand-ins/sglang-server.js";
+import { startVllmStub, type VllmStub } from "../stand-ins/vllm-server.js";
 import { type Fault, type FaultProxy, startFaultProxy } from "./_fault-proxy.js";
 import { expectSameRun } from "./_same-run.js";
 

@@ -5,9 +5,6 @@
 import { cpSync, existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startSglangStub } from "../../src/engine/_sglang-server.js";
-import { startTinkerServer, type TinkerServer } from "../../src/engine/_tinker-server.js";
-import { startVllmStub } from "../../src/engine/_vllm-server.js";
 import { type Engine, EngineError } from "../../src/engine/engine.js";
 import { NativeEngine } from "../../src/engine/native.js";
 import { SglangSampler } from "../../src/engine/sglang.js";
@@ -23,6 +20,9 @@ import { packNrtBatch, type QuestionGroup, scorePacked } from "../../src/train/n
 import { trainAsync } from "../../src/train/trainer.js";
 import { expectAllclose } from "../helpers/allclose.js";
 import { config, metrics, setup } from "../reliability/_setup.js";
+import { startSglangStub } from "../stand-ins/sglang-server.js";
+import { startTinkerServer, type TinkerServer } from "../stand-ins/tinker-server.js";
+import { startVllmStub } from "../stand-ins/vllm-server.js";
 import { expectSameRun } from "./_same-run.js";
 
 let dir: string;
@@ -315,7 +315,7 @@ describe("sampler clients read what the servers send, and name what is wrong", (
       const tokens = Int32Array.from([1, 5, 6, 3, 7, 2, 1, 8, 3, 9, 2, 1, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4]);
       const lens = Int32Array.from([6, 5, 13]);
       const got = await c.score({ tokens, lens });
-      const want = loadModelDir(modelDir).model.engine.forward(tokens, lens).logprobs;
+      const want = loadModelDir(modelDir).model.runner.forward(tokens, lens).logprobs;
       expectAllclose(got, want, { what: "vLLM prompt_logprobs" });
       expect(vllm.hits.get("/v1/completions")).toBe(2); // 6 + 5 tokens, then 13 (chunkTokens 20)
       await expect(new VllmSampler(opts(vllm.url, { servedModel: "other" })).start()).rejects.toThrow(
@@ -337,7 +337,7 @@ describe("sampler clients read what the servers send, and name what is wrong", (
       const lens = Int32Array.from([6, 5]);
       expectAllclose(
         await c.score({ tokens, lens }),
-        loadModelDir(modelDir).model.engine.forward(tokens, lens).logprobs,
+        loadModelDir(modelDir).model.runner.forward(tokens, lens).logprobs,
         {
           what: "SGLang input_token_logprobs",
         },
@@ -351,7 +351,7 @@ describe("sampler clients read what the servers send, and name what is wrong", (
   });
 
   it("malformed answers: errors name the engine, the endpoint and what is wrong", async () => {
-    const { serveJson } = await import("../../src/engine/_served-model.js");
+    const { serveJson } = await import("../stand-ins/served-model.js");
     const answers: Record<string, unknown> = {
       "/v1/models": { data: [{ id: "m" }] },
       "/v1/completions": {

@@ -2,7 +2,6 @@
 // through HTTP gives the in-process step's loss, rewards, advantages and updated weights (float32 tolerance).
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startTinkerServer, type TinkerServer } from "../../src/engine/_tinker-server.js";
 import type { SeqBatch } from "../../src/engine/engine.js";
 import { NativeEngine } from "../../src/engine/native.js";
 import { openTinker, type TinkerEngine } from "../../src/engine/tinker.js";
@@ -15,6 +14,7 @@ import { packNrtBatch, type QuestionGroup, scorePacked } from "../../src/train/n
 import { train, trainAsync } from "../../src/train/trainer.js";
 import { expectAllclose } from "../helpers/allclose.js";
 import { config, metrics, setup } from "../reliability/_setup.js";
+import { startTinkerServer, type TinkerServer } from "../stand-ins/tinker-server.js";
 import { expectSameRun } from "./_same-run.js";
 
 const BASE = "nrt-tiny";

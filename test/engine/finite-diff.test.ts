@@ -39,16 +39,16 @@ const variants: { name: string; over: Partial<ModelConfig> }[] = [
 
 /** loss = Σ_t w_t · (−logprobs[t]) from forward() alone, summed in double */
 function lossOf(model: Model, b: Batch): number {
-  const { logprobs } = model.engine.forward(b.tokens, b.seqLens);
+  const { logprobs } = model.runner.forward(b.tokens, b.seqLens);
   let s = 0;
   for (let t = 0; t < logprobs.length; t++) s -= b.weights[t] * logprobs[t];
   return s;
 }
 
 function gradOf(model: Model, b: Batch): { loss: number; grads: Float32Array } {
-  model.engine.forward(b.tokens, b.seqLens);
+  model.runner.forward(b.tokens, b.seqLens);
   const grads = model.zeros();
-  const loss = model.engine.backward(b.weights, grads);
+  const loss = model.runner.backward(b.weights, grads);
   return { loss, grads };
 }
 

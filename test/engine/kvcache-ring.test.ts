@@ -22,10 +22,10 @@ const model = randomModel(
 describe("KV cache as a ring past the sliding window", () => {
   it("cachedLogits equals forward for a prefix longer than the ring, then one token at a time", () => {
     const tokens = Int32Array.from({ length: 40 }, (_, i) => (i * 7 + 3) % 32);
-    model.engine.forward(tokens, Int32Array.of(tokens.length));
-    const full = model.engine.logits();
+    model.runner.forward(tokens, Int32Array.of(tokens.length));
+    const full = model.runner.logits();
     for (const prefix of [1, 5, 17, 40])
-      expectAllclose(model.engine.cachedLogits(tokens, prefix), full, {
+      expectAllclose(model.runner.cachedLogits(tokens, prefix), full, {
         atol: 2e-5,
         rtol: 1e-4,
         what: `prefix ${prefix}`,
@@ -39,7 +39,7 @@ describe("KV cache as a ring past the sliding window", () => {
       Array.from({ length: 9 }, (_, i) => (i * 3) % 32),
     ];
     const maxNew = 30;
-    const r = model.engine.generate(Int32Array.from(prompts.flat()), Int32Array.from(prompts.map((p) => p.length)), {
+    const r = model.runner.generate(Int32Array.from(prompts.flat()), Int32Array.from(prompts.map((p) => p.length)), {
       maxNew,
       temperature: 1,
       seed: 3,
@@ -49,7 +49,7 @@ describe("KV cache as a ring past the sliding window", () => {
       expect(r.lengths[b]).toBe(maxNew);
       const gen = Array.from(r.tokens.subarray(b * maxNew, (b + 1) * maxNew));
       const seq = Int32Array.from([...p, ...gen]);
-      const lp = model.engine.forward(seq, Int32Array.of(seq.length)).logprobs.subarray(p.length);
+      const lp = model.runner.forward(seq, Int32Array.of(seq.length)).logprobs.subarray(p.length);
       expectAllclose(r.logprobs.subarray(b * maxNew, (b + 1) * maxNew), lp, {
         atol: 2e-5,
         rtol: 1e-4,

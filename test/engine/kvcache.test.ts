@@ -21,8 +21,8 @@ const LOGIT_TOL = 3e-5;
 
 /** The (N, V) logits of one sequence through the full forward pass. */
 function forwardLogits(model: Model, tokens: Int32Array): Float32Array {
-  model.engine.forward(tokens, Int32Array.of(tokens.length));
-  return model.engine.logits();
+  model.runner.forward(tokens, Int32Array.of(tokens.length));
+  return model.runner.logits();
 }
 
 /** Greedy continuation by repeated full forward passes (no cache): argmax of the last row, maxNew times or to a stop id. */
@@ -44,7 +44,7 @@ const PROMPTS = [[3, 1, 4], [1, 5, 9, 2, 6], [7]];
 
 function gen(model: Model, prompts: number[][], opts: Partial<GenerateOptions>) {
   const o: GenerateOptions = { maxNew: 12, temperature: 1, seed: 1, stop: [], ...opts };
-  const r = model.engine.generate(Int32Array.from(prompts.flat()), Int32Array.from(prompts.map((p) => p.length)), o);
+  const r = model.runner.generate(Int32Array.from(prompts.flat()), Int32Array.from(prompts.map((p) => p.length)), o);
   const streams = prompts.map((_, b) => Array.from(r.tokens.subarray(b * o.maxNew, b * o.maxNew + r.lengths[b])));
   return { ...r, streams, maxNew: o.maxNew };
 }
@@ -63,7 +63,7 @@ for (const [vi, v] of variants.entries()) {
       const full = forwardLogits(model, tokens);
       const scale = maxAbs(full);
       for (const prefix of [1, 8, tokens.length]) {
-        const cached = model.engine.cachedLogits(tokens, prefix);
+        const cached = model.runner.cachedLogits(tokens, prefix);
         expectAllclose(cached, full, { atol: LOGIT_TOL * scale, rtol: 0, what: `cachedLogits prefix ${prefix}` });
       }
     });
@@ -83,7 +83,7 @@ for (const [vi, v] of variants.entries()) {
         const r = gen(model, PROMPTS, { ...opts, seed: 7 });
         PROMPTS.forEach((p, b) => {
           const seq = Int32Array.from([...p, ...r.streams[b]]);
-          const f = model.engine.forward(seq, Int32Array.of(seq.length));
+          const f = model.runner.forward(seq, Int32Array.of(seq.length));
           const n = r.lengths[b];
           const what = `${JSON.stringify(opts)} stream ${b}`;
           const at = b * r.maxNew;
@@ -223,7 +223,7 @@ describe("sampling distribution (one step, 4000 streams of one prompt)", () => {
 
   it("maxDiff sanity: cached and full logits of the prompt agree", () => {
     const V = model.config.vocabSize;
-    const c = model.engine.cachedLogits(Int32Array.from(prompt), 2);
+    const c = model.runner.cachedLogits(Int32Array.from(prompt), 2);
     expect(maxDiff(c.subarray((prompt.length - 1) * V), logits).diff).toBeLessThan(LOGIT_TOL * maxAbs(logits));
   });
 });

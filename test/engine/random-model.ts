@@ -48,10 +48,10 @@ export interface EngineRun {
 
 /** forward → logits → backward on a fresh gradient buffer. */
 export function runEngine(model: Model, b: Batch): EngineRun {
-  const { logprobs, entropy } = model.engine.forward(b.tokens, b.seqLens);
-  const logits = model.engine.logits();
+  const { logprobs, entropy } = model.runner.forward(b.tokens, b.seqLens);
+  const logits = model.runner.logits();
   const grads = model.zeros();
-  const loss = model.engine.backward(b.weights, grads);
+  const loss = model.runner.backward(b.weights, grads);
   return { logits, logprobs, entropy, loss, grads };
 }
 

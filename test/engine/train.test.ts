@@ -45,9 +45,9 @@ function train(seed: number): Run {
   const v = model.zeros();
   const losses: number[] = [];
   for (let step = 1; step <= STEPS; step++) {
-    model.engine.forward(tokens, seqLens);
+    model.runner.forward(tokens, seqLens);
     grads.fill(0);
-    losses.push(model.engine.backward(weights, grads));
+    losses.push(model.runner.backward(weights, grads));
     const opts = { lr: 1e-2, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.01, clip: 1, step };
     native().adamw(config, model.params, grads, m, v, opts);
   }
@@ -80,7 +80,7 @@ describe("training on a toy corpus", () => {
   it("greedy generation reproduces every memorised sequence from its first tokens", () => {
     const prompts = CORPUS.map((s) => s.slice(0, PREFIX));
     const maxNew = CORPUS[0].length - PREFIX;
-    const r = run.model.engine.generate(Int32Array.from(prompts.flat()), Int32Array.from(prompts.map(() => PREFIX)), {
+    const r = run.model.runner.generate(Int32Array.from(prompts.flat()), Int32Array.from(prompts.map(() => PREFIX)), {
       maxNew,
       temperature: 0,
       seed: 0,

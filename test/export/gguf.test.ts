@@ -52,9 +52,9 @@ function trainedModel(over: Partial<ModelConfig>): Model {
   const weights = new Float32Array(tokens.length).fill(1 / tokens.length);
   const [grads, m, v] = [model.zeros(), model.zeros(), model.zeros()];
   for (let step = 1; step <= 5; step++) {
-    model.engine.forward(tokens, seqLens);
+    model.runner.forward(tokens, seqLens);
     grads.fill(0);
-    model.engine.backward(weights, grads);
+    model.runner.backward(weights, grads);
     native().adamw(config, model.params, grads, m, v, {
       lr: 1e-2,
       beta1: 0.9,
@@ -70,8 +70,8 @@ function trainedModel(over: Partial<ModelConfig>): Model {
 
 function logitsOf(model: Model): Float32Array {
   const seqs = CORPUS.map(seq);
-  model.engine.forward(Int32Array.from(seqs.flat()), Int32Array.from(seqs.map((s) => s.length)));
-  return model.engine.logits();
+  model.runner.forward(Int32Array.from(seqs.flat()), Int32Array.from(seqs.map((s) => s.length)));
+  return model.runner.logits();
 }
 
 describe.each(CASES)("GGUF export of a trained tiny model ($name)", ({ name, over }) => {

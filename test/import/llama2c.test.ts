@@ -117,7 +117,7 @@ describe("nrt import llama2c on stories260K", () => {
     const prompt = [1, ...tokenizer.encode("Once upon a time")];
     const steps = 64; // run.c -n 64: the tokens at positions 1..64 are printed, the prompt's included
     const maxNew = steps + 1 - prompt.length;
-    const g = model.engine.generate(Int32Array.from(prompt), Int32Array.of(prompt.length), {
+    const g = model.runner.generate(Int32Array.from(prompt), Int32Array.of(prompt.length), {
       maxNew,
       temperature: 0,
       seed: 0,

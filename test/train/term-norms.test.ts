@@ -60,7 +60,7 @@ describe("SPEC §4 terms", () => {
       for (let i = 0; i < scored.weights.length; i++)
         expect(t.trace[i] + t.answer[i] + t.format[i]).toBeCloseTo(scored.weights[i], 6);
       const terms = lossTerms(scored, t);
-      const loss = model.engine.backward(scored.weights, model.zeros());
+      const loss = model.runner.backward(scored.weights, model.zeros());
       expect(terms["loss/trace"] + terms["loss/answer"] + terms["loss/format"]).toBeCloseTo(loss, 5);
 
       const engine = new NativeEngine(model);
@@ -74,9 +74,9 @@ describe("SPEC §4 terms", () => {
       expect(ntwice).toBeCloseTo(2 * nt, 5); // the norm of a term's own gradient scales with it
       expect(nall).toBeLessThanOrEqual(nt + na + nf + 1e-6); // triangle inequality
       // the whole gradient's norm is what a step reports before clipping
-      model.engine.forward(scored.seqs.tokens, scored.seqs.lens);
+      model.runner.forward(scored.seqs.tokens, scored.seqs.lens);
       const g = model.zeros();
-      model.engine.backward(scored.weights, g);
+      model.runner.backward(scored.weights, g);
       expect(nall).toBeCloseTo(native().gradNorm(g), 5);
       if (m === "rlpr")
         expect(na).toBe(0); // token_weight none: no answer term

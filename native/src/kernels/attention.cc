@@ -218,6 +218,60 @@ static void attention_backward_avx2(float* dqkv, const float* dout, const float*
 }
 #endif
 
+// ---- attention over a KV cache (sampling)
+// Per (token i, query head h) over its stream's cached positions j in [lo(pos_i), pos_i]; position j sits in slot
+// j % S (S = T, or a ring of S < T slots with a sliding window). With AVX2, HS % 8 == 0 and no ring: 8-wide dot
+// products against 8 key rows at once, vecmath's exp and a register-accumulated weighted sum of value rows; otherwise
+// the plain loops.
+void attention_forward_cached(float* out, const float* qkv, const float* K, const float* V, const int32_t* stream,
+                              const int32_t* pos, int n, int S, int T, int NH, int NKV, int HS, int window) {
+  const int Q = NH * HS, KV = NKV * HS, QKV = Q + 2 * KV, group = NH / NKV;
+  const float scale = 1.0f / std::sqrt((float)HS);
+#pragma omp parallel
+  {
+    std::vector<float> p(T);
+#pragma omp for schedule(static) collapse(2)
+    for (int i = 0; i < n; i++)
+      for (int h = 0; h < NH; h++) {
+        const int kv = h / group, pi = pos[i], lo = window_lo(pi, window), m = pi + 1 - lo;
+        const float* q = qkv + (long)i * QKV + h * HS;
+        const float* Ks = K + (long)stream[i] * S * KV + kv * HS;
+        const float* Vs = V + (long)stream[i] * S * KV + kv * HS;
+        float* y = out + (long)i * Q + h * HS;
+#ifdef NRT_AVX2
+        if (S == T && HS % 8 == 0) {
+          int j = lo;
+          for (; j + 8 <= pi + 1; j += 8)
+            _mm256_storeu_ps(p.data() + j,
+                             _mm256_mul_ps(dot8_rows8(q, Ks + (long)j * KV, KV, HS), _mm256_set1_ps(scale)));
+          for (; j <= pi; j++) p[j] = dot8(q, Ks + (long)j * KV, HS) * scale;
+          const float mx = max_of(p.data() + lo, m);
+          const float inv = 1.0f / exp_shift_sum(p.data() + lo, p.data() + lo, mx, m);
+          for (int j = lo; j <= pi; j++) p[j] *= inv;
+          wsum_rows(y, p.data(), 1, Vs, KV, lo, pi, HS, false);
+          continue;
+        }
+#endif
+        float mx = -INFINITY;
+        for (int j = lo; j <= pi; j++) {
+          const float* k = Ks + (long)(j % S) * KV;
+          float d = 0.0f;
+          for (int e = 0; e < HS; e++) d += q[e] * k[e];
+          p[j] = d * scale;
+          mx = std::max(mx, p[j]);
+        }
+        float sum = 0.0f;
+        for (int j = lo; j <= pi; j++) sum += (p[j] = std::exp(p[j] - mx));
+        for (int e = 0; e < HS; e++) y[e] = 0.0f;
+        for (int j = lo; j <= pi; j++) {
+          const float wj = p[j] / sum;
+          const float* v = Vs + (long)(j % S) * KV;
+          for (int e = 0; e < HS; e++) y[e] += wj * v[e];
+        }
+      }
+  }
+}
+
 void attention_forward(float* out, float* att, const float* qkv, const int32_t* seq_start, const int64_t* att_off,
                        int S, int NH, int NKV, int HS, int window) {
 #ifdef NRT_AVX2

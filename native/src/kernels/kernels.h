@@ -56,6 +56,13 @@ void attention_backward_naive(float* dqkv, const float* dout, const float* att, 
                               const int32_t* seq_start, const int64_t* att_off, int S, int NH, int NKV, int HS,
                               int window);
 
+// Attention over a KV cache (sampling): n query rows, token i of stream[i] at position pos[i] < T, its q the first
+// Q columns of qkv(n, QKV); K, V (B, S, KV) hold each stream's keys and values, position j in slot j % S (S = T, or
+// with a window a ring of S < T slots whose keys in view the caller keeps from being overwritten); token i attends
+// to its positions j with 0 <= pos_i - j < window (all j <= pos_i when window <= 0). out(n, Q).
+void attention_forward_cached(float* out, const float* qkv, const float* K, const float* V, const int32_t* stream,
+                              const int32_t* pos, int n, int S, int T, int NH, int NKV, int HS, int window);
+
 // ---- swiglu.cc: out(N,F) = silu(gu[:, :F]) * gu[:, F:], gu(N,2F)
 void swiglu_forward(float* out, const float* gu, int N, int F);
 void swiglu_backward(float* dgu, const float* dout, const float* gu, int N, int F);

@@ -1,10 +1,10 @@
 import os from "node:os";
 import { createInterface } from "node:readline";
 import type { Command } from "commander";
-import { type Reply, type ReplyOptions, reply } from "../../chat/reply.js";
 import { NrtError } from "../../errors.js";
 import { loadModel } from "../../io/load.js";
 import { setThreads } from "../../model/native.js";
+import { type Reply, type ReplyOptions, reply } from "../../rollout/reply.js";
 import { parseIntArg } from "../args.js";
 
 const DIM = "\x1b[2m";

@@ -2,6 +2,7 @@ import type { Command } from "commander";
 import { NrtError } from "../../errors.js";
 import { loadModel } from "../../io/load.js";
 import { setThreads } from "../../model/native.js";
+import { generate } from "../../rollout/generate.js";
 import { parseIntArg } from "../args.js";
 
 export function register(program: Command): void {
@@ -27,9 +28,9 @@ export function register(program: Command): void {
       const prompt = [...(tokenizer.bosId !== null ? [tokenizer.bosId] : []), ...tokenizer.encode(o.prompt as string)];
       const n = parseIntArg(o.n, "--n");
       const maxNew = parseIntArg(o.maxNewTokens, "--max-new-tokens");
-      const r = model.engine.generate(
-        Int32Array.from(Array.from({ length: n }, () => prompt).flat()),
-        Int32Array.from({ length: n }, () => prompt.length),
+      const streams = generate(
+        model,
+        Array.from({ length: n }, () => prompt),
         {
           maxNew,
           temperature: Number(o.temperature),
@@ -39,11 +40,11 @@ export function register(program: Command): void {
           stop: tokenizer.eosId !== null ? [tokenizer.eosId] : [],
         },
       );
-      const samples: { text: string; tokens: number[] }[] = [];
-      for (let b = 0; b < n; b++) {
-        const ids = Array.from(r.tokens.subarray(b * maxNew, b * maxNew + r.lengths[b]));
-        samples.push({ text: tokenizer.decode(ids), tokens: ids });
-      }
+      // the text runs on to the end, ⟨eos⟩ included (decoded as the tokenizer decodes it)
+      const samples = streams.map((s) => {
+        const ids = s.stopId >= 0 ? [...s.tokens, s.stopId] : s.tokens;
+        return { text: tokenizer.decode(ids), tokens: ids };
+      });
       if (o.json) process.stdout.write(`${JSON.stringify({ prompt: o.prompt, samples })}\n`);
       else for (const s of samples) process.stdout.write(`${o.prompt}${s.text}\n`);
     });

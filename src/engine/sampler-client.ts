@@ -1,12 +1,13 @@
 /**
- * A sampling server of `--engine openai-split`: vLLM (`/v1/completions`) or SGLang (`/generate`). It samples, scores
- * teacher-forced sequences, and reloads weights that nrt wrote to a model directory. Token ids go both ways (nothing
+ * nrt's client of the sampling server of `--engine openai-split`: vLLM (`/v1/completions`) or SGLang (`/generate`).
+ * The server samples, scores teacher-forced sequences, and reloads weights that nrt wrote to a model directory. Token ids go both ways (nothing
  * is re-tokenized), every sampling field is sent explicitly, and sampling stops on token ids.
  */
 import { HttpClient } from "./_http.js";
 import { EngineError, type Sampled, type SampleParams, type SeqBatch } from "./engine.js";
 
-export interface SamplerServer {
+/** What the split engine asks of a sampling server, through its client. */
+export interface SamplerClient {
   /** "vllm" or "sglang" */
   readonly kind: string;
   /** the server's base URL */
@@ -37,7 +38,7 @@ export interface SamplerOptions {
 }
 
 /** What the vLLM and SGLang clients share: the HTTP client, and errors naming the engine and the endpoint. */
-export abstract class HttpSampler implements SamplerServer {
+export abstract class HttpSampler implements SamplerClient {
   readonly where: string;
   protected readonly http: HttpClient;
   /** "openai-split (vllm)" */

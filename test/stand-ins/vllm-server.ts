@@ -17,6 +17,7 @@
  * (real vLLM seeds its n child requests its own way). `rank` is not computed (null): nrt does not read it.
  */
 
+import { streamSeed } from "../../src/engine/engine.js";
 import {
   HttpError,
   type Json,
@@ -25,8 +26,7 @@ import {
   type StreamParams,
   type StubServer,
   serveJson,
-} from "./_served-model.js";
-import { streamSeed } from "./engine.js";
+} from "./served-model.js";
 
 export interface VllmStubOptions {
   /** the model directory the server is "started on" */

@@ -1,12 +1,12 @@
 /**
- * The model behind nrt's stand-in vLLM and SGLang servers (src/engine/_vllm-server.ts, _sglang-server.ts): a model
+ * The model behind nrt's stand-in vLLM and SGLang servers (test/stand-ins/vllm-server.ts, sglang-server.ts): a model
  * directory loaded into the native engine, reloaded from disk on request, sampling streams with given seeds and
  * scoring sequences. For tests and the loopback benchmark only.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { loadModelDir } from "../io/model-dir.js";
-import type { Model } from "../model/model.js";
+import { loadModelDir } from "../../src/io/model-dir.js";
+import type { Model } from "../../src/model/model.js";
 
 export interface Stream {
   /** generated ids, the stop id included when the stream stopped on one */
@@ -42,7 +42,7 @@ export class ServedModel {
   /** Streams prompts[b] with seeds[b] (native stream seeds), all in one batch. */
   generate(prompts: readonly (readonly number[])[], seeds: readonly number[], p: StreamParams): Stream[] {
     if (p.maxNew === 0) return prompts.map(() => ({ tokens: [], logprobs: [], stopped: false }));
-    const r = this.model.engine.generate(
+    const r = this.model.runner.generate(
       Int32Array.from(prompts.flat()),
       Int32Array.from(prompts.map((x) => x.length)),
       {
@@ -68,7 +68,7 @@ export class ServedModel {
 
   /** Teacher-forced log p of each token of each sequence (0 at the first). */
   score(seqs: readonly (readonly number[])[]): Float32Array[] {
-    const r = this.model.engine.forward(Int32Array.from(seqs.flat()), Int32Array.from(seqs.map((s) => s.length)));
+    const r = this.model.runner.forward(Int32Array.from(seqs.flat()), Int32Array.from(seqs.map((s) => s.length)));
     let at = 0;
     return seqs.map((s) => {
       const out = r.logprobs.slice(at, at + s.length);

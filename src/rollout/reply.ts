@@ -1,6 +1,7 @@
+import type { ChatMessage } from "../chat/template.js";
 import { promptIds } from "../data/format.js";
 import type { LoadedModel } from "../io/load.js";
-import type { ChatMessage } from "./template.js";
+import { generate, traceEnd } from "./generate.js";
 
 /** Sampling settings of one reply; the names and meanings of `nrt train`'s and `nrt sample`'s flags. */
 export interface ReplyOptions {
@@ -45,18 +46,8 @@ export function reply(loaded: LoadedModel, input: string | readonly ChatMessage[
   const as = tok.answerStartId ?? model.config.answerStartTokenId;
   const eos = tok.eosId;
   const room = (used: number) => Math.max(0, model.config.maxPositionEmbeddings - used);
-  const sample = (ctx: number[], maxNew: number, stop: number[], seed: number) => {
-    if (maxNew === 0) return { tokens: [], stopped: false };
-    const r = model.engine.generate(Int32Array.from(ctx), Int32Array.from([ctx.length]), {
-      maxNew,
-      temperature: o.temperature,
-      topP: o.topP,
-      topK: o.topK,
-      seed,
-      stop,
-    });
-    return { tokens: Array.from(r.tokens.subarray(0, r.lengths[0])), stopped: r.stopped[0] === 1 };
-  };
+  const sample = (ctx: number[], maxNew: number, stop: number[], seed: number) =>
+    generate(model, [ctx], { maxNew, temperature: o.temperature, topP: o.topP, topK: o.topK, seed, stop })[0];
   let z: number[] = [];
   let emitted = false;
   let truncated = false;
@@ -64,13 +55,13 @@ export function reply(loaded: LoadedModel, input: string | readonly ChatMessage[
   if (as !== null) {
     const specials = [...new Set([...tok.specialIds, as, ...(eos !== null ? [eos] : [])])];
     const t = sample(prompt, Math.min(o.maxTraceTokens, Math.max(0, room(prompt.length) - 1)), specials, o.seed);
-    z = t.stopped ? t.tokens.slice(0, -1) : t.tokens;
-    emitted = t.stopped && t.tokens[t.tokens.length - 1] === as;
-    truncated = !t.stopped && o.maxTraceTokens > 0;
+    z = t.tokens;
+    emitted = traceEnd(t, as) === "answer_start";
+    truncated = traceEnd(t, as) === "limit" && o.maxTraceTokens > 0;
     ctx = [...prompt, ...z, as];
   }
   const a = sample(ctx, Math.min(o.maxNewTokens, room(ctx.length)), eos !== null ? [eos] : [], o.seed + 1);
-  const y = a.stopped ? a.tokens.slice(0, -1) : a.tokens;
+  const y = a.tokens;
   return {
     trace: tok.decode(z, { skipSpecial: true }),
     answer: tok.decode(y, { skipSpecial: true }),
@@ -78,7 +69,7 @@ export function reply(loaded: LoadedModel, input: string | readonly ChatMessage[
     answerTokens: y,
     emitted,
     truncated,
-    finished: a.stopped,
+    finished: a.stopId >= 0,
   };
 }
 

@@ -14,13 +14,13 @@
 import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { toHfConfig } from "../io/hf-config.js";
-import { encodeSafetensors } from "../io/safetensors.js";
-import { Model } from "../model/model.js";
-import { native } from "../model/native.js";
-import { tar } from "./_tar.js";
-import { inputTokens, tensorData } from "./_tinker-wire.js";
-import { streamSeed } from "./engine.js";
+import { tensorData } from "../../src/engine/_tinker-wire.js";
+import { streamSeed } from "../../src/engine/engine.js";
+import { toHfConfig } from "../../src/io/hf-config.js";
+import { encodeSafetensors } from "../../src/io/safetensors.js";
+import { Model } from "../../src/model/model.js";
+import { native } from "../../src/model/native.js";
+import { tar } from "./tar.js";
 
 export interface TinkerServerOptions {
   /** the base model (copied for each training run) */
@@ -269,7 +269,7 @@ export async function startTinkerServer(o: TinkerServerOptions): Promise<TinkerS
       h.tokens.every((x, i) => x === tokens[i]);
     let logprobs: Float32Array;
     if (kind === "forward_backward" && same(run.held)) logprobs = (run.held as { logprobs: Float32Array }).logprobs;
-    else logprobs = run.model.engine.forward(tokens, lens).logprobs;
+    else logprobs = run.model.runner.forward(tokens, lens).logprobs;
     run.held = { tokens, lens, logprobs };
     const w = new Float32Array(tokens.length);
     let at = 0;
@@ -279,10 +279,10 @@ export async function startTinkerServer(o: TinkerServerOptions): Promise<TinkerS
     }
     let loss = 0;
     if (kind === "forward_backward") {
-      if (run.gradsClean) loss = run.model.engine.backward(w, run.grads);
+      if (run.gradsClean) loss = run.model.runner.backward(w, run.grads);
       else {
         const g = new Float32Array(run.grads.length);
-        loss = run.model.engine.backward(w, g);
+        loss = run.model.runner.backward(w, g);
         for (let i = 0; i < g.length; i++) run.grads[i] += g[i]; // Tinker accumulates until optim_step
       }
       run.gradsClean = false;
@@ -346,7 +346,7 @@ export async function startTinkerServer(o: TinkerServerOptions): Promise<TinkerS
           }
         }
         const M = p.max_tokens as number;
-        const r = model.engine.generate(Int32Array.from(flat), Int32Array.from(lens), {
+        const r = model.runner.generate(Int32Array.from(flat), Int32Array.from(lens), {
           maxNew: M,
           temperature: typeof p.temperature === "number" ? p.temperature : 1,
           topK: typeof p.top_k === "number" && p.top_k > 0 ? p.top_k : 0,
@@ -527,4 +527,19 @@ export async function startTinkerServer(o: TinkerServerOptions): Promise<TinkerS
         server.close(() => resolve());
       }),
   };
+}
+
+/** The concatenated token ids of a ModelInput (only encoded_text chunks). */
+export function inputTokens(mi: unknown): number[] {
+  const chunks = (mi as { chunks?: unknown })?.chunks;
+  if (!Array.isArray(chunks)) throw new Error("model_input.chunks must be an array");
+  const out: number[] = [];
+  for (const c of chunks) {
+    const ch = c as { type?: unknown; tokens?: unknown };
+    if (ch.type !== undefined && ch.type !== "encoded_text")
+      throw new Error(`chunk type ${String(ch.type)} is not supported`);
+    if (!Array.isArray(ch.tokens)) throw new Error("an encoded_text chunk needs tokens");
+    for (const t of ch.tokens) out.push(t as number);
+  }
+  return out;
 }

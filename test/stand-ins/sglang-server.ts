@@ -16,7 +16,7 @@
  */
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { HttpError, type Json, ServedModel, type StubServer, serveJson } from "./_served-model.js";
+import { HttpError, type Json, ServedModel, type StubServer, serveJson } from "./served-model.js";
 
 export interface SglangStubOptions {
   dir: string;
