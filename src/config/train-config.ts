@@ -51,6 +51,16 @@ export const trainFields = {
   skipInvalid: field(bool(), false, "turn invalid data records into counted warnings"),
   progress: field(bool(), true, "live progress display on stderr"),
   samplesEvery: field(int(1), 10, "write two sampled traces with their rewards to samples.jsonl every N steps"),
+  saveDtype: field(
+    z.enum(["auto", "float32", "bfloat16", "float16"]),
+    "auto",
+    "dtype of final/'s weights: auto keeps the input model's (training is float32 inside; checkpoints stay float32 for exact resume)",
+  ),
+  maxShardSize: field(
+    z.string().regex(/^\s*\d+(\.\d+)?\s*([KMGT]i?B|B)?\s*$/i, "a size such as 5GB, 500MB or a number of bytes"),
+    "5GB",
+    "final/'s weights are split into shards of at most this size (model.safetensors.index.json), as save_pretrained does",
+  ),
   termGradNorms: field(
     bool(),
     false,

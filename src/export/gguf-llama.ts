@@ -5,10 +5,10 @@
  */
 import { NrtError } from "../errors.js";
 import { f32Bytes } from "../io/_dtypes.js";
+import { f16Bytes } from "../io/f16.js";
 import type { ModelConfig } from "../model/config.js";
 import { llamaConfig } from "../model/config.js";
 import { Model } from "../model/model.js";
-import { f16Bytes } from "./f16.js";
 import { type GgmlTypeName, type GgufValue, gv } from "./gguf.js";
 import { type GgufFile, type GgufMetaValue, ggufTensorF32 } from "./gguf-read.js";
 import { halfSplitToInterleaved, interleavedToHalfSplit } from "./rope-permute.js";

@@ -100,6 +100,8 @@ const NO_COUNTERPART: Readonly<Record<string, string>> = {
   progress: "nrt's terminal display",
   samplesEvery: "nrt's samples.jsonl; verl logs rollouts with trainer.rollout_data_dir",
   termGradNorms: "nrt's per-term gradient-norm diagnostics",
+  saveDtype: "the dtype of nrt's final/; verl saves its checkpoints as FSDP does",
+  maxShardSize: "the shard size of nrt's final/; verl saves its checkpoints as FSDP does",
   engine:
     "nrt's engines (and their engine_*, sampler_*, learner settings); the recipe samples with vLLM and trains with FSDP",
 };

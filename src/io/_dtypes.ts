@@ -65,3 +65,19 @@ export function f32Bytes(data: Float32Array): Uint8Array {
   for (let i = 0; i < data.length; i++) dv.setFloat32(4 * i, data[i], true);
   return out;
 }
+
+/**
+ * float32 → little-endian bfloat16 bytes, rounding to nearest, ties to even (as torch's `.to(torch.bfloat16)`):
+ * the top 16 bits of the float32 plus the rounding of the 16 dropped ones; NaN stays a (quiet) NaN.
+ */
+export function bf16Bytes(data: Float32Array): Uint8Array {
+  const bits = new Uint32Array(data.buffer, data.byteOffset, data.length);
+  const out = new Uint8Array(2 * data.length);
+  const dv = new DataView(out.buffer);
+  for (let i = 0; i < data.length; i++) {
+    const b = bits[i];
+    const top = (b & 0x7fffffff) > 0x7f800000 ? (b >>> 16) | 0x40 : (b + 0x7fff + ((b >>> 16) & 1)) >>> 16; // NaN : rounded
+    dv.setUint16(2 * i, top & 0xffff, true);
+  }
+  return out;
+}

@@ -12,6 +12,7 @@ import { Model } from "../model/model.js";
 import { Tokenizer } from "../tokenizer/tokenizer.js";
 import { ANSWER_START } from "../tokenizer/tokenizer-json.js";
 import { loadModelDir, resolveModelDir } from "./model-dir.js";
+import type { SafetensorsDtype } from "./safetensors.js";
 
 export const TOKENIZER_FILE = "tokenizer.json";
 
@@ -26,10 +27,20 @@ export interface LoadedModel {
   chatTemplate: ChatTemplate | null;
   /** the directory's other tokenizer files ({@link TOKENIZER_EXTRA_FILES}) by name, raw, to copy likewise */
   tokenizerFiles?: Record<string, string>;
+  /** the stored dtype of the weights (most of their elements): what outputs keep unless told otherwise */
+  dtype?: SafetensorsDtype;
 }
 
-/** Tokenizer files besides tokenizer.json that a model directory may hold and nrt carries over as they are. */
-export const TOKENIZER_EXTRA_FILES = [TOKENIZER_CONFIG_FILE, CHAT_TEMPLATE_FILE, "special_tokens_map.json"] as const;
+/**
+ * Files besides tokenizer.json that a model directory may hold and nrt carries over as they are: the tokenizer's
+ * and template files, and generation_config.json (its eos list and sampling defaults belong to the model).
+ */
+export const TOKENIZER_EXTRA_FILES = [
+  TOKENIZER_CONFIG_FILE,
+  CHAT_TEMPLATE_FILE,
+  "special_tokens_map.json",
+  "generation_config.json",
+] as const;
 
 /**
  * Loads `path` (model directory, or run directory → final/ or latest checkpoint) with its tokenizer.json and, where
@@ -37,7 +48,11 @@ export const TOKENIZER_EXTRA_FILES = [TOKENIZER_CONFIG_FILE, CHAT_TEMPLATE_FILE,
  */
 export function loadModel(path: string): LoadedModel {
   const dir = resolveModelDir(path);
-  const { model, config } = loadModelDir(dir);
+  const { model, config, dtype, skipped } = loadModelDir(dir);
+  if (skipped.length > 0)
+    process.stderr.write(
+      `note: ${dir}: skipped ${skipped.length} non-parameter buffer(s) (${skipped[0]}${skipped.length > 1 ? ", …" : ""}): RoPE is computed from config.json\n`,
+    );
   const tp = join(dir, TOKENIZER_FILE);
   if (!existsSync(tp)) throw new NrtError(`missing ${TOKENIZER_FILE} (nrt needs the model's tokenizer)`, tp);
   const tokenizerJson = readFileSync(tp, "utf8");
@@ -51,7 +66,7 @@ export function loadModel(path: string): LoadedModel {
   const tokenizerFiles: Record<string, string> = {};
   for (const f of TOKENIZER_EXTRA_FILES)
     if (existsSync(join(dir, f))) tokenizerFiles[f] = readFileSync(join(dir, f), "utf8");
-  return { dir, model, tokenizer, tokenizerJson, chatTemplate, tokenizerFiles };
+  return { dir, model, tokenizer, tokenizerJson, chatTemplate, tokenizerFiles, dtype };
 }
 
 /**

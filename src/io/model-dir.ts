@@ -1,6 +1,6 @@
 /**
- * Hugging Face model directories (SPEC §6): `config.json` + `model.safetensors` (+ e.g. `tokenizer.json`),
- * and run directories accepted in their place (SPEC §8). All functions are synchronous.
+ * Hugging Face model directories (SPEC §6): `config.json` + `model.safetensors` or its shards (+ e.g.
+ * `tokenizer.json`), and run directories accepted in their place (SPEC §8). All functions are synchronous.
  */
 import { existsSync, mkdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
@@ -10,34 +10,48 @@ import { Model } from "../model/model.js";
 import { native } from "../model/native.js";
 import { type FileData, writeDirAtomic, writeFileAtomic } from "./atomic.js";
 import { parseHfConfig, toHfConfig } from "./hf-config.js";
-import { encodeSafetensors, readSafetensors } from "./safetensors.js";
+import type { SafetensorsDtype } from "./safetensors.js";
+import { DEFAULT_MAX_SHARD_BYTES, readWeights, WEIGHTS_FILE, weightFiles } from "./weights.js";
 
+export { WEIGHTS_FILE };
 export const CONFIG_FILE = "config.json";
-export const WEIGHTS_FILE = "model.safetensors";
+
+/** How the weights of a model directory are written: dtype (F32 unless told) and the shard limit in bytes. */
+export interface SaveOptions {
+  dtype?: SafetensorsDtype;
+  maxShardBytes?: number;
+}
+
+/** config.json's `torch_dtype` of each stored dtype. */
+export const TORCH_DTYPE: Record<SafetensorsDtype, string> = { F32: "float32", BF16: "bfloat16", F16: "float16" };
 /** with tied embeddings the output matrix is `model.embed_tokens.weight`; a stored copy under this name is ignored */
 const LM_HEAD = "lm_head.weight";
 
-/** Loads a model directory, checking every tensor's presence, shape and finiteness; extra tensors are refused. */
-export function loadModelDir(dir: string): { model: Model; config: ModelConfig } {
+/**
+ * Loads a model directory (one safetensors file or shards), checking every tensor's presence, shape and
+ * finiteness; extra tensors are refused, known non-parameter buffers (`rotary_emb.inv_freq`) skipped and listed.
+ * `dtype` is what most of the stored elements were (outputs keep it by default).
+ */
+export function loadModelDir(dir: string): {
+  model: Model;
+  config: ModelConfig;
+  dtype: SafetensorsDtype;
+  sharded: boolean;
+  skipped: string[];
+} {
   const config = readConfig(join(dir, CONFIG_FILE));
-  const path = join(dir, WEIGHTS_FILE);
-  if (!isFile(path)) {
-    const sharded = existsSync(join(dir, `${WEIGHTS_FILE}.index.json`))
-      ? " (sharded checkpoints are not supported)"
-      : "";
-    throw new NrtError(`missing ${WEIGHTS_FILE}${sharded}`, path);
-  }
-  const { tensors } = readSafetensors(path);
+  const { tensors, fileOf, dtype, sharded, skipped } = readWeights(dir);
+  const at = (name: string) => `${fileOf.get(name) ?? join(dir, WEIGHTS_FILE)}: ${name}`;
   // check names and shapes against the parameter table before allocating (a lying config.json may be huge)
   const table = native().paramTable(config);
   const expected = new Set(table.map((p) => p.name));
   for (const name of tensors.keys()) {
     if (!expected.has(name) && !(config.tied && name === LM_HEAD)) {
-      throw new NrtError(`unexpected tensor (not part of this ${config.modelType} config)`, `${path}: ${name}`);
+      throw new NrtError(`unexpected tensor (not part of this ${config.modelType} config)`, at(name));
     }
   }
   for (const p of table) {
-    const where = `${path}: ${p.name}`;
+    const where = at(p.name);
     const t = tensors.get(p.name);
     if (!t) throw new NrtError(`missing tensor (expected shape [${p.shape.join(", ")}])`, where);
     if (t.shape.length !== p.shape.length || t.shape.some((d, i) => d !== p.shape[i])) {
@@ -50,7 +64,7 @@ export function loadModelDir(dir: string): { model: Model; config: ModelConfig }
     model.view(p.name).set(tensors.get(p.name)!.data);
     tensors.delete(p.name); // let the converted copy go as soon as it is in the flat buffer
   }
-  return { model, config };
+  return { model, config, dtype, sharded, skipped };
 }
 
 /**
@@ -62,8 +76,9 @@ export function saveModelDir(
   dir: string,
   model: Model,
   extraFiles: Readonly<Record<string, string | Uint8Array>> = {},
+  save: SaveOptions = {},
 ): void {
-  writeDirAtomic(dir, modelDirFiles(dir, model, extraFiles));
+  writeDirAtomic(dir, modelDirFiles(dir, model, extraFiles, save));
 }
 
 /**
@@ -74,18 +89,17 @@ export function modelDirFiles(
   dir: string,
   model: Model,
   extraFiles: Readonly<Record<string, string | Uint8Array>> = {},
+  { dtype = "F32", maxShardBytes = DEFAULT_MAX_SHARD_BYTES }: SaveOptions = {},
 ): Record<string, FileData> {
   const path = join(dir, WEIGHTS_FILE);
-  for (const name of [CONFIG_FILE, WEIGHTS_FILE]) {
-    if (Object.hasOwn(extraFiles, name)) throw new NrtError(`extraFiles may not replace ${name}`, dir);
-  }
   const tensors = model.table.map((p) => ({ name: p.name, shape: p.shape, data: model.view(p.name) }));
   for (const t of tensors) checkFinite(t.data, `${path}: ${t.name}`);
-  return {
-    [CONFIG_FILE]: `${JSON.stringify(toHfConfig(model.config), null, 2)}\n`,
-    [WEIGHTS_FILE]: encodeSafetensors(tensors, { format: "pt" }, path), // transformers checks format
-    ...extraFiles,
-  };
+  const weights = weightFiles(tensors, dtype, maxShardBytes, dir);
+  for (const name of [CONFIG_FILE, ...Object.keys(weights)]) {
+    if (Object.hasOwn(extraFiles, name)) throw new NrtError(`extraFiles may not replace ${name}`, dir);
+  }
+  const config = { ...toHfConfig(model.config), torch_dtype: TORCH_DTYPE[dtype] };
+  return { [CONFIG_FILE]: `${JSON.stringify(config, null, 2)}\n`, ...weights, ...extraFiles };
 }
 
 /**

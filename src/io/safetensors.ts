@@ -6,10 +6,11 @@
  */
 import { closeSync, fstatSync, openSync, readSync } from "node:fs";
 import { NrtError } from "../errors.js";
-import { decodeBF16, decodeF16, decodeF32, f32Bytes } from "./_dtypes.js";
+import { bf16Bytes, decodeBF16, decodeF16, decodeF32, f32Bytes } from "./_dtypes.js";
 import { writeFileAtomic } from "./atomic.js";
+import { f16Bytes } from "./f16.js";
 
-/** The dtypes nrt reads (converting to float32); it writes F32 only. */
+/** The dtypes nrt reads (converting to float32) and writes (converting from float32, rounding to nearest even). */
 export type SafetensorsDtype = "F32" | "F16" | "BF16";
 
 const DTYPE_BYTES: Record<SafetensorsDtype, number> = { F32: 4, F16: 2, BF16: 2 };
@@ -18,6 +19,16 @@ const DECODE: Record<SafetensorsDtype, (b: Uint8Array) => Float32Array> = {
   F16: decodeF16,
   BF16: decodeBF16,
 };
+const ENCODE: Record<SafetensorsDtype, (d: Float32Array) => Uint8Array> = {
+  F32: f32Bytes,
+  F16: f16Bytes,
+  BF16: bf16Bytes,
+};
+
+/** Bytes one element of `dtype` takes in a file. */
+export function dtypeBytes(dtype: SafetensorsDtype): number {
+  return DTYPE_BYTES[dtype];
+}
 /** the reference implementation's limit on the header size */
 const MAX_HEADER_BYTES = 100_000_000;
 
@@ -80,14 +91,17 @@ export function readSafetensors(path: string): Safetensors {
 }
 
 /**
- * A safetensors file as byte chunks (header, then each tensor's bytes; on little-endian hosts these are views
- * of `data`, not copies): F32, names sorted, header space-padded to a multiple of 8 bytes as Hugging Face does.
+ * A safetensors file as byte chunks (header, then each tensor's bytes; for F32 on little-endian hosts these are
+ * views of `data`, not copies): in `dtype` (F32 by default), names sorted, header space-padded to a multiple of 8
+ * bytes as Hugging Face does.
  */
 export function encodeSafetensors(
   tensors: readonly TensorToWrite[],
   metadata: Readonly<Record<string, string>> = {},
   where = "safetensors",
+  dtype: SafetensorsDtype = "F32",
 ): Uint8Array[] {
+  const size = DTYPE_BYTES[dtype];
   const sorted = [...tensors].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   const header: Record<string, unknown> = Object.create(null); // a tensor may be named "__proto__"
   if (Object.keys(metadata).length > 0) header.__metadata__ = { ...metadata };
@@ -99,15 +113,15 @@ export function encodeSafetensors(
     const numel = t.shape.reduce((a, d) => a * d, 1);
     if (numel !== t.data.length)
       throw new NrtError(`shape [${t.shape}] needs ${numel} values, got ${t.data.length}`, w);
-    header[t.name] = { dtype: "F32", shape: [...t.shape], data_offsets: [offset, offset + 4 * numel] };
-    offset += 4 * numel;
+    header[t.name] = { dtype, shape: [...t.shape], data_offsets: [offset, offset + size * numel] };
+    offset += size * numel;
   }
   const json = JSON.stringify(header);
   const padded = json + " ".repeat((8 - (Buffer.byteLength(json) % 8)) % 8);
   const headerBytes = new TextEncoder().encode(padded);
   const len = new Uint8Array(8);
   new DataView(len.buffer).setBigUint64(0, BigInt(headerBytes.length), true);
-  return [len, headerBytes, ...sorted.map((t) => f32Bytes(t.data))];
+  return [len, headerBytes, ...sorted.map((t) => ENCODE[dtype](t.data))];
 }
 
 /** Writes tensors as an F32 safetensors file, atomically (see `encodeSafetensors` for the layout). */

@@ -24,6 +24,8 @@ import { appendNoFollow } from "../io/append.js";
 import { writeFileAtomic } from "../io/atomic.js";
 import { chatTemplateOf, type LoadedModel, loadModel, withAnswerStart } from "../io/load.js";
 import { saveModelDir } from "../io/model-dir.js";
+import type { SafetensorsDtype } from "../io/safetensors.js";
+import { parseSize } from "../io/weights.js";
 import { setThreads } from "../model/native.js";
 import { methods, type NrtObjective, resolveObjective } from "../nrt/methods.js";
 import { sampleParams, type Trace, toTraces } from "../rollout/rollout.js";
@@ -95,6 +97,12 @@ export function objectiveOf(cfg: TrainConfig): NrtObjective | null {
 }
 
 const TIMING = (k: string): boolean => k.startsWith("time/") || k.endsWith("_per_s");
+
+const SAVE_DTYPES: Record<"float32" | "bfloat16" | "float16", SafetensorsDtype> = {
+  float32: "F32",
+  bfloat16: "BF16",
+  float16: "F16",
+};
 
 /** Keys whose change does not alter a run, so `--resume` may be given them anew. */
 const RESUME_FREE = new Set([
@@ -237,6 +245,11 @@ function* runLocked(
   // checkpoints keep tokenizer.json but not the chat template: a resumed run takes it from the original model
   if (ckpt && !loaded.chatTemplate) loaded.chatTemplate = chatTemplateOf(cfg.model, loaded.tokenizer);
   const { model, tokenizer, tokenizerJson } = loaded;
+  /** final/'s dtype: as told, else the input model's (a checkpoint is float32; it remembers the original's) */
+  const finalDtype: SafetensorsDtype =
+    cfg.saveDtype !== "auto"
+      ? SAVE_DTYPES[cfg.saveDtype]
+      : ((ckpt?.state.extra.saveDtype as SafetensorsDtype | undefined) ?? loaded.dtype ?? "F32");
   const answerStartId = tokenizer.answerStartId;
   if (answerStartId === null) throw new NrtError("the tokenizer has no <answer_start> token", loaded.dir);
   const specialIds = [...tokenizer.specialIds];
@@ -284,7 +297,7 @@ function* runLocked(
   const checkpoint = function* () {
     yield* wait(engine.pull());
     const st = yield* wait(engine.saveState(checkpointName(step)));
-    const extra = st.remote ? { engine: st.remote } : {};
+    const extra = { ...(st.remote && { engine: st.remote }), saveDtype: finalDtype };
     const opt = st.optimizer ?? { step: engine.updates };
     saveCheckpoint(out, model, modelFiles, opt, { step, nanSkipped, extra }, cfg.keepCheckpoints);
   };
@@ -337,7 +350,10 @@ function* runLocked(
   progress.done();
   if (nanSkipped > 0) process.stderr.write(`warning: ${nanSkipped} batch(es) skipped for non-finite values\n`);
   yield* wait(engine.pull());
-  saveModelDir(join(out, "final"), model, modelFiles);
+  saveModelDir(join(out, "final"), model, modelFiles, {
+    dtype: finalDtype,
+    maxShardBytes: parseSize(cfg.maxShardSize, "--max-shard-size"),
+  });
   yield* wait(engine.close());
   return { outDir: out, steps: step, stopped: "done", lastMetrics: last };
 }

@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { GGMLQuantizationType, gguf } from "@huggingface/gguf";
 import { afterAll, describe, expect, it } from "vitest";
-import { f32ToF16Bits } from "../../src/export/f16.js";
+import { f32ToF16Bits } from "../../src/io/f16.js";
 import { GgufWriter, gv } from "../../src/export/gguf.js";
 import { parseGguf } from "../../src/export/gguf-read.js";
 import { f16ToF32 } from "../../src/io/_dtypes.js";

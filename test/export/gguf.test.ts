@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { GGMLQuantizationType, gguf } from "@huggingface/gguf";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { f32ToF16Bits } from "../../src/export/f16.js";
+import { f32ToF16Bits } from "../../src/io/f16.js";
 import { modelFromGguf } from "../../src/export/gguf-llama.js";
 import { ggufTensorF32, readGguf } from "../../src/export/gguf-read.js";
 import { exportGguf } from "../../src/export/to-gguf.js";
