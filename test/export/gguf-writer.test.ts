@@ -5,10 +5,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { GGMLQuantizationType, gguf } from "@huggingface/gguf";
 import { afterAll, describe, expect, it } from "vitest";
-import { f32ToF16Bits } from "../../src/io/f16.js";
 import { GgufWriter, gv } from "../../src/export/gguf.js";
 import { parseGguf } from "../../src/export/gguf-read.js";
 import { f16ToF32 } from "../../src/io/_dtypes.js";
+import { f32ToF16Bits } from "../../src/io/f16.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "nrt-gguf-writer-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
