@@ -74,11 +74,10 @@ describe("sharded weights", () => {
     const index = JSON.parse(files[WEIGHTS_INDEX_FILE] as string);
     const shards = Object.keys(files).filter((f) => f !== WEIGHTS_INDEX_FILE);
     expect(shards.length).toBeGreaterThan(2);
-    shards.forEach((f, i) =>
+    for (const [i, f] of shards.entries())
       expect(f).toBe(
         `model-${String(i + 1).padStart(5, "0")}-of-${String(shards.length).padStart(5, "0")}.safetensors`,
-      ),
-    );
+      );
     const total = tensors.reduce((a, t) => a + 2 * t.data.length, 0);
     expect(index.metadata.total_size).toBe(total);
     expect(Object.keys(index.weight_map).sort()).toEqual(tensors.map((t) => t.name).sort());
