@@ -260,7 +260,7 @@ class Engine : public Napi::ObjectWrap<Engine> {
   }
 
   // generate(prompts: Int32Array, promptLens: Int32Array, {maxNew, temperature, topK, topP, seed, seeds?: number[],
-  //   stop: number[]})
+  //   stop: number[], vocabLimit?: number})
   //   -> {tokens: Int32Array(B*maxNew), logprobs, entropy: Float32Array(B*maxNew), lengths: Int32Array(B),
   //       stopped: Uint8Array(B)}
   Napi::Value Generate(const Napi::CallbackInfo& info) {
@@ -278,6 +278,8 @@ class Engine : public Napi::ObjectWrap<Engine> {
       opt.top_k = get_int(o, "topK", 0, false);
       opt.top_p = (float)get_num(o, "topP", 1.0);
       opt.seed = (uint64_t)get_num(o, "seed", 0);
+      opt.vocab_limit = get_int(o, "vocabLimit", 0, false);
+      if (opt.vocab_limit < 0 || opt.vocab_limit > cfg_.V) fail(env, "vocabLimit must be in [0, vocab_size]");
       if (opt.max_new < 0) fail(env, "maxNew must be >= 0");
       if (opt.temperature < 0) fail(env, "temperature must be >= 0");
       if (!(opt.top_p > 0 && opt.top_p <= 1)) fail(env, "topP must be in (0, 1]");

@@ -115,6 +115,7 @@ struct SampleOptions {
   uint64_t seed = 0;
   std::vector<uint64_t> seeds;  // if not empty, one per stream: stream b draws from its own seeds[b] alone
   std::vector<int32_t> stop;  // generation of a stream ends after it emits one of these
+  int vocab_limit = 0;        // > 0: only ids < vocab_limit are candidates (a vocabulary padded past the tokenizer)
 };
 struct SampleResult {
   std::vector<int32_t> tokens;  // (B, max_new), -1 past each stream's end

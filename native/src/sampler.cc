@@ -177,6 +177,9 @@ SampleResult generate(const Config& c, const float* P, const int32_t* prompts, c
                       const SampleOptions& opt) {
   SampleResult R;
   const int M = opt.max_new;
+  // the candidates: every id, or those below vocab_limit (padding rows past the tokenizer are never sampled, and
+  // log-probabilities and entropies are those of the distribution over the real ids)
+  const int Vs = opt.vocab_limit > 0 && opt.vocab_limit < c.V ? opt.vocab_limit : c.V;
   R.tokens.assign((size_t)B * M, -1);
   R.logp.assign((size_t)B * M, 0.0f);
   R.ent.assign((size_t)B * M, 0.0f);
@@ -212,7 +215,7 @@ SampleResult generate(const Config& c, const float* P, const int32_t* prompts, c
       for (int r = 0; r < n; r++) {
         const int b = active[r];
         float lp, en;
-        int t = sample_row(logits.data() + (size_t)r * c.V, c.V, opt, rng[b], &lp, &en, idx, pr, ex);
+        int t = sample_row(logits.data() + (size_t)r * c.V, Vs, opt, rng[b], &lp, &en, idx, pr, ex);
         R.tokens[(size_t)b * M + step] = t;
         R.logp[(size_t)b * M + step] = lp;
         R.ent[(size_t)b * M + step] = en;

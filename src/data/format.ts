@@ -1,9 +1,10 @@
+import { endOfTurnId } from "../chat/end-of-turn.js";
 import type { ChatMessage, ChatTemplate } from "../chat/template.js";
 import { NrtError } from "../errors.js";
 import type { Tokenizer } from "../tokenizer/tokenizer.js";
 import type { QaRecord } from "./qa.js";
 
-/** A question–answer pair as token ids: prompt(x) and y* (ending with ⟨eos⟩), SPEC §2. */
+/** A question–answer pair as token ids: prompt(x) and y* (ending with its end token: ⟨eos⟩ or the end-of-turn), SPEC §2. */
 export interface Example {
   prompt: number[];
   answer: number[];
@@ -33,8 +34,17 @@ export function promptIds(
 }
 
 /**
+ * The token y* ends with: with a chat template, the token that ends an assistant turn in it (`<|eot_id|>`,
+ * `<|im_end|>`…; ⟨eos⟩ where the template writes none); without one, the model's ⟨eos⟩.
+ */
+export function answerEndId(tok: Tokenizer, template: ChatTemplate | null): number | null {
+  return (template && endOfTurnId(tok, template)) ?? tok.eosId;
+}
+
+/**
  * Turns records into token ids: prompt(x) by {@link promptIds} (the model's chat template, or ⟨bos⟩ ⊕ question),
- * y* = answer ⊕ ⟨eos⟩. Every record must fit the context with its ⟨answer_start⟩: `maxLen` tokens.
+ * y* = answer ⊕ its end token ({@link answerEndId}). Every record must fit the context with its ⟨answer_start⟩:
+ * `maxLen` tokens.
  */
 export function recordExamples(
   tok: Tokenizer,
@@ -43,8 +53,8 @@ export function recordExamples(
   maxLen: number,
   where: string,
 ): Example[] {
-  if (tok.eosId === null) throw new NrtError("the tokenizer has no ⟨eos⟩ token", where);
-  const eos = tok.eosId;
+  const eos = answerEndId(tok, template);
+  if (eos === null) throw new NrtError("the tokenizer has no ⟨eos⟩ token", where);
   return records.map((r) => {
     const at = `${where}:${r.line}`;
     checkNoSpecialText(tok, r, at);

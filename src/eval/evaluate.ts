@@ -1,4 +1,4 @@
-import { recordExamples } from "../data/format.js";
+import { answerEndId, recordExamples } from "../data/format.js";
 import type { QaRecord } from "../data/qa.js";
 import { NrtError } from "../errors.js";
 import { type LoadedModel, withAnswerStart } from "../io/load.js";
@@ -79,7 +79,7 @@ export function evaluate(given: LoadedModel, records: readonly QaRecord[], opts:
   const { model, tokenizer: tok } = withAs;
   const as = tok.answerStartId!; // withAnswerStart guarantees it
   const examples = recordExamples(tok, withAs.chatTemplate, records, model.config.maxPositionEmbeddings, where);
-  const eos = tok.eosId!; // recordExamples has checked it
+  const eos = answerEndId(tok, withAs.chatTemplate)!; // y*'s end token (recordExamples has checked it)
   const stop = [...new Set([...tok.specialIds, as, eos])];
   const forcedIds = tok.encode(FORCED_TRACE_TEXT).slice(0, maxTraceTokens);
   if (forcedIds.length === 0) throw new NrtError(`cannot encode ${FORCED_TRACE_TEXT}`, withAs.dir);

@@ -79,14 +79,22 @@ export function parseHfConfig(json: unknown, where: string): ModelConfig {
   if (arch === "mistral") {
     slidingWindow = get("sliding_window") === null ? 0 : size("sliding_window", MISTRAL_DEFAULT_WINDOW);
   }
-  const tokenId = (key: string): number | null => {
-    let v = get(key);
-    if (Array.isArray(v)) v = v[0]; // eos_token_id may list several ids: nrt stops on the first
-    if (v == null) return null;
+  const tokenIds = (key: string): number[] => {
+    const v = get(key);
+    if (v == null) return [];
+    const ids = Array.isArray(v) ? v : [v]; // eos_token_id may list several ids: each ends generation
+    return ids.map((x) => checkId(key, x));
+  };
+  const checkId = (key: string, v: unknown): number => {
     if (!Number.isInteger(v) || (v as number) < 0 || (v as number) >= vocabSize) {
       throw fail(key, `must be a token id in [0, ${vocabSize}), got ${JSON.stringify(v)}`);
     }
     return v as number;
+  };
+  const eosIds = tokenIds("eos_token_id");
+  const tokenId = (key: string): number | null => {
+    const v = get(key);
+    return v == null ? null : checkId(key, v);
   };
 
   return {
@@ -107,7 +115,8 @@ export function parseHfConfig(json: unknown, where: string): ModelConfig {
     tied,
     slidingWindow,
     bosTokenId: tokenId("bos_token_id"),
-    eosTokenId: tokenId("eos_token_id"),
+    eosTokenId: eosIds[0] ?? null,
+    ...(eosIds.length > 1 && { extraEosTokenIds: eosIds.slice(1) }),
     answerStartTokenId: tokenId("answer_start_token_id"),
   };
 }
@@ -133,7 +142,7 @@ export function toHfConfig(c: ModelConfig): Record<string, unknown> {
     max_position_embeddings: c.maxPositionEmbeddings,
     tie_word_embeddings: c.tied,
     bos_token_id: c.bosTokenId,
-    eos_token_id: c.eosTokenId,
+    eos_token_id: c.extraEosTokenIds?.length ? [c.eosTokenId, ...c.extraEosTokenIds] : c.eosTokenId,
     answer_start_token_id: c.answerStartTokenId,
     torch_dtype: "float32",
   };

@@ -8,6 +8,7 @@ import {
   TOKENIZER_CONFIG_FILE,
 } from "../chat/template.js";
 import { NrtError } from "../errors.js";
+import type { ModelConfig } from "../model/config.js";
 import { Model } from "../model/model.js";
 import { Tokenizer } from "../tokenizer/tokenizer.js";
 import { ANSWER_START } from "../tokenizer/tokenizer-json.js";
@@ -15,6 +16,7 @@ import { loadModelDir, resolveModelDir } from "./model-dir.js";
 import type { SafetensorsDtype } from "./safetensors.js";
 
 export const TOKENIZER_FILE = "tokenizer.json";
+export const GENERATION_CONFIG_FILE = "generation_config.json";
 
 /** A model with its tokenizer, from a model directory or a run directory (SPEC §8). */
 export interface LoadedModel {
@@ -29,6 +31,11 @@ export interface LoadedModel {
   tokenizerFiles?: Record<string, string>;
   /** the stored dtype of the weights (most of their elements): what outputs keep unless told otherwise */
   dtype?: SafetensorsDtype;
+  /**
+   * every id that ends generation: config.json's `eos_token_id` (one id or a list) and generation_config.json's,
+   * e.g. Llama-3-Instruct's `<|end_of_text|>` and `<|eot_id|>`
+   */
+  stopIds?: number[];
 }
 
 /**
@@ -39,8 +46,33 @@ export const TOKENIZER_EXTRA_FILES = [
   TOKENIZER_CONFIG_FILE,
   CHAT_TEMPLATE_FILE,
   "special_tokens_map.json",
-  "generation_config.json",
+  GENERATION_CONFIG_FILE,
 ] as const;
+
+/**
+ * The ids that end generation: config.json's eos ids, then generation_config.json's `eos_token_id` (an id or a
+ * list; a file that is not valid JSON or holds ids outside the vocabulary is refused naming the key).
+ */
+export function eosList(config: ModelConfig, generationConfig: string | undefined, where: string): number[] {
+  const ids = [config.eosTokenId, ...(config.extraEosTokenIds ?? [])].filter((x): x is number => x !== null);
+  if (generationConfig === undefined) return ids;
+  let json: unknown;
+  try {
+    json = JSON.parse(generationConfig);
+  } catch (e) {
+    throw new NrtError(`not valid JSON (${(e as Error).message})`, where);
+  }
+  const v = (json as { eos_token_id?: unknown } | null)?.eos_token_id;
+  for (const x of v == null ? [] : Array.isArray(v) ? v : [v]) {
+    if (!Number.isInteger(x) || x < 0 || x >= config.vocabSize)
+      throw new NrtError(
+        `eos_token_id: must be token ids in [0, ${config.vocabSize}), got ${JSON.stringify(v)}`,
+        where,
+      );
+    if (!ids.includes(x)) ids.push(x);
+  }
+  return ids;
+}
 
 /**
  * Loads `path` (model directory, or run directory → final/ or latest checkpoint) with its tokenizer.json and, where
@@ -62,11 +94,13 @@ export function loadModel(path: string): LoadedModel {
       `tokenizer has ${tokenizer.vocabSize} ids but the model's vocab_size is ${config.vocabSize}`,
       tp,
     );
+  model.sampleVocab = tokenizer.vocabSize; // padding rows past the tokenizer are never sampled
   const chatTemplate = readChatTemplate(dir, specialStrings(tokenizer));
   const tokenizerFiles: Record<string, string> = {};
   for (const f of TOKENIZER_EXTRA_FILES)
     if (existsSync(join(dir, f))) tokenizerFiles[f] = readFileSync(join(dir, f), "utf8");
-  return { dir, model, tokenizer, tokenizerJson, chatTemplate, tokenizerFiles, dtype };
+  const stopIds = eosList(config, tokenizerFiles[GENERATION_CONFIG_FILE], join(dir, GENERATION_CONFIG_FILE));
+  return { dir, model, tokenizer, tokenizerJson, chatTemplate, tokenizerFiles, dtype, stopIds };
 }
 
 /**
@@ -115,10 +149,9 @@ export function withAnswerStart(loaded: LoadedModel): { loaded: LoadedModel; add
         join(loaded.dir, "config.json"),
       );
     // the same parameters, with the id recorded in the config nrt writes
-    return {
-      loaded: { ...loaded, model: new Model({ ...config, answerStartTokenId: have }, model.params) },
-      added: false,
-    };
+    const same = new Model({ ...config, answerStartTokenId: have }, model.params);
+    same.sampleVocab = model.sampleVocab;
+    return { loaded: { ...loaded, model: same }, added: false };
   }
   const eos = tokenizer.eosId;
   if (eos === null) throw new NrtError("cannot add <answer_start>: no ⟨eos⟩ token to copy its rows from", where);
@@ -142,6 +175,7 @@ export function withAnswerStart(loaded: LoadedModel): { loaded: LoadedModel; add
   const tokenizerFiles = { ...loaded.tokenizerFiles };
   const tc = tokenizerFiles[TOKENIZER_CONFIG_FILE];
   if (tc !== undefined) tokenizerFiles[TOKENIZER_CONFIG_FILE] = withAddedTokenDecoder(tc, id);
+  grown.sampleVocab = Math.min(grown.config.vocabSize, Math.max(model.sampleVocab, newTok.vocabSize));
   return { loaded: { ...loaded, model: grown, tokenizer: newTok, tokenizerJson, tokenizerFiles }, added: true };
 }
 

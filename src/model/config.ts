@@ -23,6 +23,8 @@ export interface ModelConfig {
   slidingWindow: number;
   bosTokenId: number | null;
   eosTokenId: number | null;
+  /** the ids after the first where config.json's `eos_token_id` is a list (each one ends generation) */
+  extraEosTokenIds?: number[];
   /** id of ⟨answer_start⟩ (SPEC §2), when the model has it */
   answerStartTokenId: number | null;
 }

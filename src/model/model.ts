@@ -11,6 +11,11 @@ export class Model {
   readonly params: Float32Array;
   readonly table: ParamInfo[];
   readonly runner: ModelRunner;
+  /**
+   * ids below this are ones the tokenizer has; generation never samples the others (a `vocab_size` padded past the
+   * tokenizer, e.g. Qwen2.5's 151,936 rows for 151,665 tokens). The config's vocab_size until a loader sets it.
+   */
+  sampleVocab: number;
   private readonly byName: Map<string, ParamInfo>;
 
   constructor(config: ModelConfig, params?: Float32Array) {
@@ -22,6 +27,7 @@ export class Model {
     this.params = params ?? new Float32Array(n);
     this.byName = new Map(this.table.map((p) => [p.name, p]));
     this.runner = new (native().Engine)(config, this.params);
+    this.sampleVocab = config.vocabSize;
   }
 
   get numParams(): number {

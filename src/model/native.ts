@@ -29,6 +29,8 @@ export interface GenerateOptions {
   seeds?: readonly number[];
   /** a stream ends after emitting one of these ids (the id is included in its tokens) */
   stop: number[];
+  /** only ids below this are sampled (default: all): a vocab_size padded past the tokenizer has rows no text has */
+  vocabLimit?: number;
 }
 
 export interface GenerateResult {

@@ -31,7 +31,8 @@ function cutAtStop(r: GenerateResult, b: number, maxNew: number): Stream {
 /** One stream after each prompt, all in one batch with a KV cache, each cut at its stop id. */
 export function generate(model: Model, prompts: readonly (readonly number[])[], o: GenerateOptions): Stream[] {
   if (o.maxNew === 0) return prompts.map(() => ({ tokens: [], stopId: -1, logprobs: [], entropy: [] }));
-  const r = model.runner.generate(Int32Array.from(prompts.flat()), Int32Array.from(prompts.map((p) => p.length)), o);
+  const opts = { vocabLimit: model.sampleVocab, ...o };
+  const r = model.runner.generate(Int32Array.from(prompts.flat()), Int32Array.from(prompts.map((p) => p.length)), opts);
   return prompts.map((_, b) => cutAtStop(r, b, o.maxNew));
 }
 

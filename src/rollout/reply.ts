@@ -1,5 +1,5 @@
 import type { ChatMessage } from "../chat/template.js";
-import { promptIds } from "../data/format.js";
+import { answerEndId, promptIds } from "../data/format.js";
 import type { LoadedModel } from "../io/load.js";
 import { generate, traceEnd } from "./generate.js";
 
@@ -44,7 +44,7 @@ export function reply(loaded: LoadedModel, input: string | readonly ChatMessage[
   const record = typeof input === "string" ? { question: input } : { question: lastUser(input), messages: [...input] };
   const prompt = promptIds(tok, chatTemplate, record);
   const as = tok.answerStartId ?? model.config.answerStartTokenId;
-  const eos = tok.eosId;
+  const eos = answerEndId(tok, chatTemplate);
   const room = (used: number) => Math.max(0, model.config.maxPositionEmbeddings - used);
   const sample = (ctx: number[], maxNew: number, stop: number[], seed: number) =>
     generate(model, [ctx], { maxNew, temperature: o.temperature, topP: o.topP, topK: o.topK, seed, stop })[0];
@@ -60,7 +60,8 @@ export function reply(loaded: LoadedModel, input: string | readonly ChatMessage[
     truncated = traceEnd(t, as) === "limit" && o.maxTraceTokens > 0;
     ctx = [...prompt, ...z, as];
   }
-  const a = sample(ctx, Math.min(o.maxNewTokens, room(ctx.length)), eos !== null ? [eos] : [], o.seed + 1);
+  const stops = [...new Set([...(eos !== null ? [eos] : []), ...(loaded.stopIds ?? [])])];
+  const a = sample(ctx, Math.min(o.maxNewTokens, room(ctx.length)), stops, o.seed + 1);
   const y = a.tokens;
   return {
     trace: tok.decode(z, { skipSpecial: true }),

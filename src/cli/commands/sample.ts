@@ -24,7 +24,7 @@ export function register(program: Command): void {
       const path = (o.model as string | undefined) ?? pos;
       if (!path) throw new NrtError("a model is required (--model DIR)", "nrt sample");
       setThreads(parseIntArg(o.threads, "--threads"));
-      const { model, tokenizer } = loadModel(path);
+      const { model, tokenizer, stopIds } = loadModel(path);
       const prompt = [...(tokenizer.bosId !== null ? [tokenizer.bosId] : []), ...tokenizer.encode(o.prompt as string)];
       const n = parseIntArg(o.n, "--n");
       const maxNew = parseIntArg(o.maxNewTokens, "--max-new-tokens");
@@ -37,7 +37,7 @@ export function register(program: Command): void {
           topP: Number(o.topP),
           topK: parseIntArg(o.topK, "--top-k", 0),
           seed: parseIntArg(o.seed, "--seed", 0),
-          stop: tokenizer.eosId !== null ? [tokenizer.eosId] : [],
+          stop: stopIds ?? [],
         },
       );
       // the text runs on to the end, ⟨eos⟩ included (decoded as the tokenizer decodes it)
