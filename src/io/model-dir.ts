@@ -2,7 +2,7 @@
  * Hugging Face model directories (SPEC §6): `config.json` + `model.safetensors` (+ e.g. `tokenizer.json`),
  * and run directories accepted in their place (SPEC §8). All functions are synchronous.
  */
-import { existsSync, mkdirSync, readFileSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { NrtError } from "../errors.js";
 import type { ModelConfig } from "../model/config.js";
@@ -10,6 +10,7 @@ import { Model } from "../model/model.js";
 import { native } from "../model/native.js";
 import { type FileData, writeDirAtomic, writeFileAtomic } from "./atomic.js";
 import { parseHfConfig, toHfConfig } from "./hf-config.js";
+import { readTextLimited } from "./read.js";
 import { encodeSafetensors, readSafetensors } from "./safetensors.js";
 
 export const CONFIG_FILE = "config.json";
@@ -95,6 +96,7 @@ export function modelDirFiles(
  * model directory (with whatever training state the trainer keeps beside it). `markLatestCheckpoint` writes it.
  */
 export function resolveModelDir(path: string): string {
+  isFile(path); // a loop of links is named as such
   if (!existsSync(path)) throw new NrtError("does not exist", path);
   if (isFile(join(path, CONFIG_FILE))) return path;
   const final = join(path, "final");
@@ -106,7 +108,7 @@ export function resolveModelDir(path: string): string {
       path,
     );
   }
-  const name = readFileSync(latest, "utf8").trim();
+  const name = readTextLimited(latest, "checkpoints/latest").trim();
   if (name === "" || name === "." || name === ".." || /[\\/]/.test(name)) {
     throw new NrtError(`holds ${JSON.stringify(name)}, not the name of a subdirectory of checkpoints/`, latest);
   }
@@ -125,13 +127,8 @@ export function markLatestCheckpoint(runDir: string, name: string): void {
 }
 
 function readConfig(path: string): ModelConfig {
-  let text: string;
-  try {
-    text = readFileSync(path, "utf8");
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new NrtError(code === "ENOENT" ? `missing ${CONFIG_FILE}` : `cannot read (${code})`, path);
-  }
+  if (!isFile(path)) throw new NrtError(`missing ${CONFIG_FILE}`, path);
+  const text = readTextLimited(path, CONFIG_FILE);
   let json: unknown;
   try {
     json = JSON.parse(text);
@@ -147,10 +144,14 @@ function checkFinite(data: Float32Array, where: string): void {
   }
 }
 
+/** Whether `path` is a regular file; a loop of symbolic links or a denied permission is an error naming it. */
 function isFile(path: string): boolean {
   try {
     return statSync(path).isFile();
-  } catch {
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === "ELOOP") throw new NrtError("is a loop of symbolic links (ELOOP)", path);
+    if (code === "EACCES") throw new NrtError("permission denied (EACCES)", path);
     return false;
   }
 }
