@@ -28,22 +28,24 @@ export function loadModelDir(dir: string): { model: Model; config: ModelConfig }
       : "";
     throw new NrtError(`missing ${WEIGHTS_FILE}${sharded}`, path);
   }
-  const { tensors } = readSafetensors(path);
-  // check names and shapes against the parameter table before allocating (a lying config.json may be huge)
+  // names and shapes are checked against the parameter table from the header, before any tensor is read (a
+  // header may declare a tensor of gigabytes)
   const table = native().paramTable(config);
-  const expected = new Set(table.map((p) => p.name));
-  for (const name of tensors.keys()) {
-    if (!expected.has(name) && !(config.tied && name === LM_HEAD)) {
-      throw new NrtError(`unexpected tensor (not part of this ${config.modelType} config)`, `${path}: ${name}`);
+  const byName = new Map(table.map((p) => [p.name, p]));
+  const { tensors } = readSafetensors(path, (header) => {
+    for (const name of header.keys())
+      if (!byName.has(name) && !(config.tied && name === LM_HEAD))
+        throw new NrtError(`unexpected tensor (not part of this ${config.modelType} config)`, `${path}: ${name}`);
+    for (const p of table) {
+      const shape = header.get(p.name)?.shape;
+      if (shape && (shape.length !== p.shape.length || shape.some((d, i) => d !== p.shape[i])))
+        throw new NrtError(`expected shape [${p.shape.join(", ")}], found [${shape.join(", ")}]`, `${path}: ${p.name}`);
     }
-  }
+  });
   for (const p of table) {
     const where = `${path}: ${p.name}`;
     const t = tensors.get(p.name);
     if (!t) throw new NrtError(`missing tensor (expected shape [${p.shape.join(", ")}])`, where);
-    if (t.shape.length !== p.shape.length || t.shape.some((d, i) => d !== p.shape[i])) {
-      throw new NrtError(`expected shape [${p.shape.join(", ")}], found [${t.shape.join(", ")}]`, where);
-    }
     checkFinite(t.data, where);
   }
   const model = new Model(config);
