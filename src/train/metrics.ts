@@ -69,7 +69,7 @@ export function samplerGap(traces: readonly Trace[][], b: ScoredBatch): Metrics 
   return n ? { "sampler/logprob_gap": sum / n, "sampler/logprob_gap_max": max } : {};
 }
 
-/** The three terms of SPEC §4's loss (each already divided by G·K), from the scores and log-probabilities. */
+/** The three terms of SPEC §4's loss (each already divided by N = Σ_g K_g), from the scores and log-probabilities. */
 export function lossTerms(b: ScoredBatch): Metrics {
   const lp = b.forward.logprobs;
   let trace = 0;
