@@ -21,7 +21,7 @@ describe("nrt grad normalises by the number of traces N = Σ_g K_g", () => {
   const { model } = loadModelDir(join(dir, "m"));
   const raw = makeBatch({ aggregation: "ws_nlog", advantage: "group_std" }, 3, 5, cfg.vocabSize, 41);
   const Ks = [2, 5, 3];
-  raw.groups.forEach((g, j) => g.traces.splice(Ks[j]));
+  for (const [j, g] of raw.groups.entries()) g.traces.splice(Ks[j]);
   const run = (groups: typeof raw.groups) => {
     const grads = model.zeros();
     const stats = gradBatch(model, parseGradBatch({ ...raw, groups }, cfg.vocabSize), grads);

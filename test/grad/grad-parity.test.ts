@@ -146,7 +146,7 @@ const report: Record<string, Record<string, string>> = {};
 
 function batchFor(c: Case, i: number, vocab: number): Batch {
   const b = makeBatch(c.config, c.G, c.K, vocab, c.seed ?? 500 + i);
-  if (c.Ks) b.groups.forEach((g, j) => g.traces.splice(c.Ks![j]));
+  for (const [j, g] of b.groups.entries()) if (c.Ks) g.traces.splice(c.Ks[j]);
   if (c.name === IDENTICAL) {
     const g = b.groups[0];
     g.traces = g.traces.map(() => ({ tokens: [...g.traces[0].tokens], emitted: g.traces[0].emitted }));
