@@ -20,8 +20,8 @@ What it computes, written from the SPEC and nothing else of nrt's:
     g_{k,i} = c_i ∂f/∂c_i is NOT taken from the §3 table but from autograd, as ∂f/∂(log c_i) with w fixed;
   - baselines none / clip (f(b): f with c = b and the same weights), advantages group_std (unbiased std, std ≤
     1e-12 → 0), rloo, loo_mean, K = 1 → 0; token weights fixed / derived / reward / none (all detached);
-  - the loss of §4 (one update per batch, ρ = 1), normalised by 1/(G·K) (equal K in every group is required, since
-    the SPEC defines the normaliser for that case only), differentiated by torch.autograd;
+  - the loss of §4 (one update per batch, ρ = 1), normalised by 1/N with N = Σ_g K_g, the batch's number of traces
+    (every trace weighs 1/N, also where groups differ in size), differentiated by torch.autograd;
   - "method": "sft" (§5, §8): (1/G) Σ_g [−log π(⟨answer_start⟩) − Σ_i log π(y*_i)] on prompt ⊕ ⟨answer_start⟩ ⊕ y*.
     Its stats.json carries per group the b array (the probabilities of that very sequence) and empty R/A/c lists.
 Missing config keys take the §4 defaults (ws_nlog, none, group_std, fixed, format_coef 0.3).
@@ -287,12 +287,9 @@ def run(model_dir, batch_path, out_dir, dtype):
             b = torch.exp(lp[Pn + 1:]).detach()
             stats.append({"R": [], "R_prime": [], "A": [], "c": [], "b": b.tolist()})
     else:
-        Ks = {len(q["traces"]) for q in groups}
-        if 0 in Ks:
+        if any(len(q["traces"]) == 0 for q in groups):
             raise BatchError("every group needs at least one trace")
-        if len(Ks) != 1:
-            raise BatchError(f"groups have different K {sorted(Ks)}; SPEC §4's 1/(G·K) needs one K")
-        K = Ks.pop()
+        N = sum(len(q["traces"]) for q in groups)  # SPEC §4: N = Σ_g K_g
         f = conf["aggregation"]
         for q in groups:
             Pn, T = len(q["prompt"]), len(q["answer"])
@@ -323,7 +320,7 @@ def run(model_dir, batch_path, out_dir, dtype):
                 trace_term = -A[k] * lp[Pn:Pn + Z + 1].sum()  # z_k and ⟨answer_start⟩
                 answer_term = -(s * logcs[k]).sum()
                 format_term = -float(conf["format_coef"]) * (0.0 if emitted else 1.0) * lp[Pn + Z]
-                loss = loss + (trace_term + answer_term + format_term) / (G * K)
+                loss = loss + (trace_term + answer_term + format_term) / N
             stats.append({
                 "R": R.tolist(),
                 "R_prime": Rp.tolist(),

@@ -4,10 +4,12 @@
  * `trim_blocks` and `lstrip_blocks`, the variables `messages`, `add_generation_prompt` and the special-token
  * strings (`bos_token`, `eos_token`, `unk_token`, `pad_token`), and `raise_exception`/`strftime_now`.
  */
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { Template } from "@huggingface/jinja";
+import { Environment, Interpreter, Template } from "@huggingface/jinja";
 import { NrtError } from "../errors.js";
+import { readTextLimited } from "../io/read.js";
+import { JINJA_GLOBALS } from "./_jinja-globals.js";
 
 /** One turn of a conversation. */
 export interface ChatMessage {
@@ -54,11 +56,16 @@ export class ChatTemplate {
    */
   render(messages: readonly ChatMessage[], { addGenerationPrompt = true, where = this.where } = {}): string {
     try {
-      return this.template.render({
+      // Template.render, with nrt's globals (a bounded range): see _jinja-globals.ts
+      const env = new Environment();
+      const items = {
+        ...JINJA_GLOBALS,
         ...this.specialTokens,
         messages: messages.map((m) => ({ ...m })),
         add_generation_prompt: addGenerationPrompt,
-      });
+      };
+      for (const [k, v] of Object.entries(items)) env.set(k, v);
+      return String(new Interpreter(env).run(this.template.parsed).value);
     } catch (e) {
       throw new NrtError(`chat template: ${(e as Error).message}`, where);
     }
@@ -84,8 +91,9 @@ export function readChatTemplate(dir: string, fallback: SpecialTokenStrings = {}
   let cfg: Record<string, unknown> = {};
   if (existsSync(cfgPath)) {
     let v: unknown;
+    const text = readTextLimited(cfgPath, TOKENIZER_CONFIG_FILE);
     try {
-      v = JSON.parse(readFileSync(cfgPath, "utf8"));
+      v = JSON.parse(text);
     } catch (e) {
       throw new NrtError(`not valid JSON (${(e as Error).message})`, cfgPath);
     }
@@ -98,7 +106,7 @@ export function readChatTemplate(dir: string, fallback: SpecialTokenStrings = {}
     if (s !== undefined) special[k] = s;
   }
   const filePath = join(dir, CHAT_TEMPLATE_FILE);
-  if (existsSync(filePath)) return new ChatTemplate(readFileSync(filePath, "utf8"), special, filePath);
+  if (existsSync(filePath)) return new ChatTemplate(readTextLimited(filePath, "chat template"), special, filePath);
   const t = cfg.chat_template;
   if (t === undefined || t === null) return null;
   const where = `${cfgPath}: chat_template`;

@@ -8,6 +8,13 @@ export function parseIntArg(v: unknown, flag: string, min = 1): number {
   return n;
 }
 
+/** A finite number flag value that passes `ok` (described by `what`), or an error naming the flag; NaN is refused. */
+export function parseNumArg(v: unknown, flag: string, ok: (x: number) => boolean, what: string): number {
+  const x = typeof v === "string" && v.trim() === "" ? Number.NaN : Number(v);
+  if (!Number.isFinite(x) || !ok(x)) throw new NrtError(`must be ${what}, got ${JSON.stringify(v)}`, flag);
+  return x;
+}
+
 /** "3-6" → [3, 6]; "4" → [4, 4]. */
 export function parseKRange(v: string): [number, number] {
   const m = /^(\d+)(?:-(\d+))?$/.exec(v.trim());

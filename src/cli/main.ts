@@ -1,5 +1,5 @@
 import { Command } from "commander";
-import { NrtError } from "../errors.js";
+import { oneLineError } from "./one-line.js";
 
 /** Each command lives in its own file, loaded only when it runs. */
 type Loader = () => Promise<{ register: (program: Command) => void }>;
@@ -31,11 +31,21 @@ async function main(argv: string[]): Promise<void> {
   await program.parseAsync(argv);
 }
 
-main(process.argv).catch((e: unknown) => {
-  if (e instanceof NrtError) {
-    process.stderr.write(`nrt: error: ${e.message}\n`);
+/** Prints `e` as one line (exit 2), or with its stack when it is a bug (exit 1). */
+function fail(e: unknown): never {
+  const line = oneLineError(e);
+  if (line) {
+    process.stderr.write(`nrt: error: ${line.message}\n`);
     process.exit(2);
   }
   process.stderr.write(`nrt: ${(e as Error).stack ?? String(e)}\n`);
   process.exit(1);
+}
+
+// stdout into a full disk or a closed pipe: one line (a reader that stopped reading, as `| head` does, is no error)
+process.stdout.on("error", (e: NodeJS.ErrnoException) => {
+  if (e.code === "EPIPE") process.exit(0);
+  fail(Object.assign(e, { path: "stdout" }));
 });
+
+main(process.argv).catch(fail);

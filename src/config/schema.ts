@@ -27,10 +27,31 @@ export const kebab = (s: string): string => s.replace(/[A-Z]/g, (c) => `-${c.toL
 export const snake = (s: string): string => s.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
 const camel = (s: string): string => s.replace(/[_-]([a-z])/g, (_, c: string) => c.toUpperCase());
 
+/** The type a field's schema takes ("number", "boolean", "string", "enum", …), under any optional wrapper. */
+export function baseType(schema: z.ZodType): string {
+  let def = (schema as unknown as { _zod: { def: { type: string; innerType?: z.ZodType } } })._zod.def;
+  while ((def.type === "optional" || def.type === "default" || def.type === "nullable") && def.innerType)
+    def = (def.innerType as unknown as { _zod: { def: { type: string; innerType?: z.ZodType } } })._zod.def;
+  return def.type;
+}
+
+/** a number as written on a command line: decimal, with an optional fraction and exponent (no hex, no "") */
+const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
+
+/** A flag's string value as its field's type: a decimal number, or true/false; anything else is left to the check. */
+function fromFlag(v: unknown, schema: z.ZodType): unknown {
+  if (typeof v !== "string") return v;
+  const t = baseType(schema);
+  if (t === "number") return DECIMAL.test(v.trim()) ? Number(v) : v;
+  if (t === "boolean") return v === "true" ? true : v === "false" ? false : v;
+  return v;
+}
+
 /**
  * Resolves a configuration: defaults, then a config file's values (snake_case keys), then CLI values
- * (camelCase keys, as commander gives them). Every value is checked; an error names the key, the value and
- * what was expected. Unknown file keys are refused.
+ * (camelCase keys, as commander gives them). Every value is checked, without coercion: a file's value must have
+ * the field's type (`steps: [7]` or `seed: true` is refused), a flag's string must spell it (a decimal number,
+ * `true`/`false`). An error names the key, the value and what was expected. Unknown file keys are refused.
  */
 export function resolveFields<F extends Fields>(
   fields: F,
@@ -48,12 +69,14 @@ export function resolveFields<F extends Fields>(
       out[k] = value;
     }
   }
-  for (const [k, value] of Object.entries(cli)) if (k in fields && value !== undefined) out[k] = value;
+  for (const [k, value] of Object.entries(cli))
+    if (k in fields && value !== undefined) out[k] = fromFlag(value, fields[k].schema);
   for (const [k, f] of Object.entries(fields)) {
     if (out[k] === undefined) continue;
     const r = f.schema.safeParse(out[k]);
     if (!r.success) {
-      const msg = r.error.issues.map((i) => i.message).join("; ");
+      const flagNumber = typeof cli[k] === "string" && out[k] === cli[k] && baseType(f.schema) === "number";
+      const msg = flagNumber ? "expected a decimal number" : r.error.issues.map((i) => i.message).join("; ");
       throw new Error(`${where}: ${snake(k)} = ${JSON.stringify(out[k])} is invalid: ${msg}`);
     }
     out[k] = r.data;

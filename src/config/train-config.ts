@@ -2,9 +2,11 @@ import os from "node:os";
 import { z } from "zod";
 import { type Fields, field, type ValuesOf } from "./schema.js";
 
-const int = (min: number) => z.coerce.number().int().min(min);
-const num = () => z.coerce.number().finite();
-const bool = () => z.preprocess((v) => (v === "false" ? false : v === "true" ? true : v), z.boolean());
+// no coercion: a config file's value must already have the type (YAML `steps: [7]`, `seed: true` and
+// `group_size: "0x10"` are refused); flag values, always strings, are read as numbers or booleans by resolveFields
+const int = (min: number) => z.number().int().min(min);
+const num = () => z.number().finite();
+const bool = () => z.boolean();
 
 export const METHODS = ["nrt-ws", "nrt-gm", "rlpr", "verifree", "jlb", "sft"] as const;
 export const AGGREGATIONS = ["logp", "prob", "gm", "am", "ws_inv", "ws_nlog"] as const;

@@ -1,7 +1,7 @@
 /** `nrt import llama2c`: a llama2.c checkpoint and its tokenizer → a SPEC §6 model directory. */
-import { readFileSync } from "node:fs";
-import { NrtError } from "../errors.js";
+
 import { saveModelDir } from "../io/model-dir.js";
+import { readBytesLimited } from "../io/read.js";
 import type { ModelConfig } from "../model/config.js";
 import { Model } from "../model/model.js";
 import { Tokenizer } from "../tokenizer/tokenizer.js";
@@ -51,10 +51,9 @@ export function importLlama2c(modelPath: string, tokenizerPath: string, outDir: 
   return { config, numParams: model.numParams, numMerges: json.model.merges?.length ?? 0 };
 }
 
+/** llama2.c checkpoints of up to 4 GiB (a 1B-parameter model), read whole; devices and directories are refused */
+const MAX_CHECKPOINT_BYTES = 4 * 1024 ** 3;
+
 function readBytes(path: string): Uint8Array {
-  try {
-    return readFileSync(path);
-  } catch (e) {
-    throw new NrtError(`cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, path);
-  }
+  return readBytesLimited(path, "", MAX_CHECKPOINT_BYTES);
 }

@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import { closeSync, fsyncSync, lstatSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { NrtError } from "../errors.js";
+import { writeError } from "./write-error.js";
 
 /** File contents: UTF-8 text, bytes, or a list of byte chunks written one after the other. */
 export type FileData = string | Uint8Array | readonly Uint8Array[];
@@ -17,7 +18,7 @@ export function writeFileAtomic(path: string, data: FileData): void {
     renameSync(tmp, path);
   } catch (e) {
     rmSync(tmp, { force: true });
-    throw e;
+    throw writeError(e, path);
   }
   fsyncDir(dirname(path));
 }
@@ -51,7 +52,7 @@ export function writeDirAtomic(dir: string, files: Readonly<Record<string, FileD
     for (const d of [...dirs].sort((a, b) => b.length - a.length)) fsyncDir(d);
   } catch (e) {
     rmSync(tmp, { recursive: true, force: true });
-    throw e;
+    throw writeError(e, target);
   }
 
   let old: string | undefined;

@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import {
   CHAT_TEMPLATE_FILE,
@@ -13,6 +13,7 @@ import { Model } from "../model/model.js";
 import { Tokenizer } from "../tokenizer/tokenizer.js";
 import { ANSWER_START } from "../tokenizer/tokenizer-json.js";
 import { loadModelDir, resolveModelDir } from "./model-dir.js";
+import { LIMITS, readTextLimited } from "./read.js";
 import type { SafetensorsDtype } from "./safetensors.js";
 
 export const TOKENIZER_FILE = "tokenizer.json";
@@ -87,7 +88,7 @@ export function loadModel(path: string): LoadedModel {
     );
   const tp = join(dir, TOKENIZER_FILE);
   if (!existsSync(tp)) throw new NrtError(`missing ${TOKENIZER_FILE} (nrt needs the model's tokenizer)`, tp);
-  const tokenizerJson = readFileSync(tp, "utf8");
+  const tokenizerJson = readTextLimited(tp, TOKENIZER_FILE, LIMITS.tokenizerBytes);
   const tokenizer = Tokenizer.fromJson(tokenizerJson, tp, { bosId: config.bosTokenId, eosId: config.eosTokenId });
   if (tokenizer.vocabSize > config.vocabSize)
     throw new NrtError(
@@ -98,7 +99,7 @@ export function loadModel(path: string): LoadedModel {
   const chatTemplate = readChatTemplate(dir, specialStrings(tokenizer));
   const tokenizerFiles: Record<string, string> = {};
   for (const f of TOKENIZER_EXTRA_FILES)
-    if (existsSync(join(dir, f))) tokenizerFiles[f] = readFileSync(join(dir, f), "utf8");
+    if (existsSync(join(dir, f))) tokenizerFiles[f] = readTextLimited(join(dir, f), f);
   const stopIds = eosList(config, tokenizerFiles[GENERATION_CONFIG_FILE], join(dir, GENERATION_CONFIG_FILE));
   return { dir, model, tokenizer, tokenizerJson, chatTemplate, tokenizerFiles, dtype, stopIds };
 }

@@ -2,7 +2,7 @@
  * Hugging Face model directories (SPEC §6): `config.json` + `model.safetensors` or its shards (+ e.g.
  * `tokenizer.json`), and run directories accepted in their place (SPEC §8). All functions are synchronous.
  */
-import { existsSync, mkdirSync, readFileSync, statSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { NrtError } from "../errors.js";
 import type { ModelConfig } from "../model/config.js";
@@ -10,8 +10,10 @@ import { Model } from "../model/model.js";
 import { native } from "../model/native.js";
 import { type FileData, writeDirAtomic, writeFileAtomic } from "./atomic.js";
 import { parseHfConfig, toHfConfig } from "./hf-config.js";
+import { isFile } from "./is-file.js";
+import { readTextLimited } from "./read.js";
 import type { SafetensorsDtype } from "./safetensors.js";
-import { DEFAULT_MAX_SHARD_BYTES, readWeights, WEIGHTS_FILE, weightFiles } from "./weights.js";
+import { DEFAULT_MAX_SHARD_BYTES, KNOWN_BUFFERS, readWeights, WEIGHTS_FILE, weightFiles } from "./weights.js";
 
 export { WEIGHTS_FILE };
 export const CONFIG_FILE = "config.json";
@@ -40,23 +42,25 @@ export function loadModelDir(dir: string): {
   skipped: string[];
 } {
   const config = readConfig(join(dir, CONFIG_FILE));
-  const { tensors, fileOf, dtype, sharded, skipped } = readWeights(dir);
-  const at = (name: string) => `${fileOf.get(name) ?? join(dir, WEIGHTS_FILE)}: ${name}`;
-  // check names and shapes against the parameter table before allocating (a lying config.json may be huge)
+  // names and shapes are checked against the parameter table from each file's header, before any tensor is read (a
+  // header may declare a tensor of gigabytes)
   const table = native().paramTable(config);
-  const expected = new Set(table.map((p) => p.name));
-  for (const name of tensors.keys()) {
-    if (!expected.has(name) && !(config.tied && name === LM_HEAD)) {
-      throw new NrtError(`unexpected tensor (not part of this ${config.modelType} config)`, at(name));
+  const byName = new Map(table.map((p) => [p.name, p]));
+  const { tensors, fileOf, dtype, sharded, skipped } = readWeights(dir, (header, path) => {
+    for (const name of header.keys())
+      if (!byName.has(name) && !(config.tied && name === LM_HEAD) && !KNOWN_BUFFERS.test(name))
+        throw new NrtError(`unexpected tensor (not part of this ${config.modelType} config)`, `${path}: ${name}`);
+    for (const p of table) {
+      const shape = header.get(p.name)?.shape;
+      if (shape && (shape.length !== p.shape.length || shape.some((d, k) => d !== p.shape[k])))
+        throw new NrtError(`expected shape [${p.shape.join(", ")}], found [${shape.join(", ")}]`, `${path}: ${p.name}`);
     }
-  }
+  });
+  const at = (name: string) => `${fileOf.get(name) ?? join(dir, WEIGHTS_FILE)}: ${name}`;
   for (const p of table) {
     const where = at(p.name);
     const t = tensors.get(p.name);
     if (!t) throw new NrtError(`missing tensor (expected shape [${p.shape.join(", ")}])`, where);
-    if (t.shape.length !== p.shape.length || t.shape.some((d, i) => d !== p.shape[i])) {
-      throw new NrtError(`expected shape [${p.shape.join(", ")}], found [${t.shape.join(", ")}]`, where);
-    }
     checkFinite(t.data, where);
   }
   const model = new Model(config);
@@ -109,6 +113,7 @@ export function modelDirFiles(
  * model directory (with whatever training state the trainer keeps beside it). `markLatestCheckpoint` writes it.
  */
 export function resolveModelDir(path: string): string {
+  isFile(path); // a loop of links is named as such
   if (!existsSync(path)) throw new NrtError("does not exist", path);
   if (isFile(join(path, CONFIG_FILE))) return path;
   const final = join(path, "final");
@@ -120,7 +125,7 @@ export function resolveModelDir(path: string): string {
       path,
     );
   }
-  const name = readFileSync(latest, "utf8").trim();
+  const name = readTextLimited(latest, "checkpoints/latest").trim();
   if (name === "" || name === "." || name === ".." || /[\\/]/.test(name)) {
     throw new NrtError(`holds ${JSON.stringify(name)}, not the name of a subdirectory of checkpoints/`, latest);
   }
@@ -139,13 +144,8 @@ export function markLatestCheckpoint(runDir: string, name: string): void {
 }
 
 function readConfig(path: string): ModelConfig {
-  let text: string;
-  try {
-    text = readFileSync(path, "utf8");
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new NrtError(code === "ENOENT" ? `missing ${CONFIG_FILE}` : `cannot read (${code})`, path);
-  }
+  if (!isFile(path)) throw new NrtError(`missing ${CONFIG_FILE}`, path);
+  const text = readTextLimited(path, CONFIG_FILE);
   let json: unknown;
   try {
     json = JSON.parse(text);
@@ -158,13 +158,5 @@ function readConfig(path: string): ModelConfig {
 function checkFinite(data: Float32Array, where: string): void {
   for (let i = 0; i < data.length; i++) {
     if (!Number.isFinite(data[i])) throw new NrtError(`element ${i} is ${data[i]} (weights must be finite)`, where);
-  }
-}
-
-function isFile(path: string): boolean {
-  try {
-    return statSync(path).isFile();
-  } catch {
-    return false;
   }
 }

@@ -33,7 +33,7 @@ export function readError(e: unknown, what: string, path: string): NrtError {
     ELOOP: "ELOOP: a loop of symbolic links",
     EACCES: "EACCES: permission denied",
   };
-  return new NrtError(`cannot read ${what} (${why[code] ?? code})`, path);
+  return new NrtError(`cannot read${what ? ` ${what}` : ""} (${why[code] ?? code})`, path);
 }
 
 function kindOf(st: Stats): string {
@@ -55,7 +55,7 @@ export function openInput(path: string, what: string): { fd: number; st: Stats }
   const st = fstatSync(fd);
   if (!st.isFile() && !st.isFIFO()) {
     closeSync(fd);
-    throw new NrtError(`cannot read ${what}: ${kindOf(st)} (nrt reads regular files and pipes)`, path);
+    throw new NrtError(`cannot read${what ? ` ${what}` : ""}: ${kindOf(st)} (nrt reads regular files and pipes)`, path);
   }
   return { fd, st };
 }
@@ -102,7 +102,7 @@ export function readTextLimited(path: string, what: string, maxBytes: number = L
 }
 
 function tooLarge(what: string, path: string, max: number): NrtError {
-  return new NrtError(`cannot read ${what}: larger than the limit of ${max / MiB} MiB`, path);
+  return new NrtError(`cannot read${what ? ` ${what}` : ""}: larger than the limit of ${max / MiB} MiB`, path);
 }
 
 /** What {@link readLines} saw besides the lines: the byte count and SHA-256 of the whole input. */

@@ -70,8 +70,14 @@ export function parseSafetensors(bytes: Uint8Array, where: string): Safetensors 
   return { tensors, metadata };
 }
 
-/** Reads and checks a safetensors file, reading the header first and then one tensor at a time. */
-export function readSafetensors(path: string): Safetensors {
+/** What a reader may check of the tensors from the header alone, before any of their bytes are read. */
+export type TensorCheck = (header: ReadonlyMap<string, { dtype: SafetensorsDtype; shape: readonly number[] }>) => void;
+
+/**
+ * Reads and checks a safetensors file, reading the header first and then one tensor at a time. `check` sees every
+ * tensor's name and shape before any data is read (so a header declaring a huge tensor is refused, not allocated).
+ */
+export function readSafetensors(path: string, check?: TensorCheck): Safetensors {
   let fd: number;
   try {
     fd = openSync(path, "r");
@@ -82,8 +88,12 @@ export function readSafetensors(path: string): Safetensors {
     const size = fstatSync(fd).size;
     const n = headerLength(readAt(fd, 0, Math.min(8, size), path), size, path);
     const { entries, metadata } = parseHeader(readAt(fd, 8, n, path), size - 8 - n, path);
+    check?.(new Map(entries.map((e) => [e.name, { dtype: e.dtype, shape: e.shape }])));
     const tensors = new Map<string, SafetensorsTensor>();
-    for (const e of entries) tensors.set(e.name, decode(e, readAt(fd, 8 + n + e.begin, e.end - e.begin, path)));
+    for (const e of entries) {
+      const where = `${path}: ${e.name}`;
+      tensors.set(e.name, decode(e, readAt(fd, 8 + n + e.begin, e.end - e.begin, where), where));
+    }
     return { tensors, metadata };
   } finally {
     closeSync(fd);
@@ -212,13 +222,23 @@ function parseEntry(name: string, v: unknown, dataLen: number, where: string): E
   return { name, dtype: dtype as SafetensorsDtype, shape: shape as number[], begin, end };
 }
 
-function decode(e: Entry, bytes: Uint8Array): SafetensorsTensor {
-  return { dtype: e.dtype, shape: e.shape, data: DECODE[e.dtype](bytes) };
+function decode(e: Entry, bytes: Uint8Array, where = e.name): SafetensorsTensor {
+  return { dtype: e.dtype, shape: e.shape, data: allocating(() => DECODE[e.dtype](bytes), bytes.length * 2, where) };
+}
+
+/** `make()`, with a failed allocation (RangeError) turned into an error naming `where` and the size. */
+function allocating<T>(make: () => T, bytes: number, where: string): T {
+  try {
+    return make();
+  } catch (e) {
+    if (!(e instanceof RangeError)) throw e;
+    throw new NrtError(`cannot allocate ${(bytes / 1024 ** 3).toFixed(1)} GB for this tensor (${e.message})`, where);
+  }
 }
 
 /** `length` bytes at `position`, all of them (a file that shrank while being read is reported as truncated). */
 function readAt(fd: number, position: number, length: number, where: string): Uint8Array {
-  const out = new Uint8Array(length);
+  const out = allocating(() => new Uint8Array(length), length, where);
   for (let got = 0; got < length; ) {
     const n = readSync(fd, out, got, Math.min(length - got, 1 << 30), position + got);
     if (n === 0) throw new NrtError(`truncated: expected ${length} bytes at offset ${position}`, where);

@@ -5,16 +5,18 @@
  * at most `maxShardBytes` each plus the index, as `save_pretrained` does (a tensor larger than the limit gets a shard
  * of its own).
  */
-import { readdirSync, readFileSync, statSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { NrtError } from "../errors.js";
 import type { FileData } from "./atomic.js";
+import { isFile } from "./is-file.js";
 import {
   dtypeBytes,
   encodeSafetensors,
   readSafetensors,
   type SafetensorsDtype,
   type SafetensorsTensor,
+  type TensorCheck,
   type TensorToWrite,
 } from "./safetensors.js";
 
@@ -30,6 +32,9 @@ const PICKLE = /^(pytorch_model.*\.bin|.*\.pt|.*\.pth|pytorch_model\.bin\.index\
 /** Tensors some checkpoints store that are buffers, not parameters: skipped (RoPE is computed from the config). */
 export const KNOWN_BUFFERS = /\.rotary_emb\.inv_freq$/;
 
+/** One file's header as `readSafetensors` hands it to a check: each tensor's stored dtype and shape. */
+export type HeaderInfo = Parameters<TensorCheck>[0];
+
 /** What a directory's weights hold: every tensor (float32), the files read, and the dtype most elements had. */
 export interface ReadWeights {
   tensors: Map<string, SafetensorsTensor>;
@@ -43,13 +48,13 @@ export interface ReadWeights {
 }
 
 /** Reads `dir`'s weights (single file or shards), refusing pickle-only directories with the reason. */
-export function readWeights(dir: string): ReadWeights {
+export function readWeights(dir: string, check?: (header: HeaderInfo, path: string) => void): ReadWeights {
   const single = join(dir, WEIGHTS_FILE);
   const index = join(dir, WEIGHTS_INDEX_FILE);
-  if (isFile(single)) return collect([single], null);
+  if (isFile(single)) return collect([single], null, check);
   if (isFile(index)) {
     const map = readIndex(dir, index);
-    return collect([...new Set(map.values())], map);
+    return collect([...new Set(map.values())], map, check);
   }
   const pickles = listPickles(dir);
   if (pickles.length > 0)
@@ -86,13 +91,17 @@ function readIndex(dir: string, index: string): Map<string, string> {
  * Reads every tensor of `paths`; with an index `map` (sharded), each tensor must sit in the shard the map names and
  * every mapped tensor must be found.
  */
-function collect(paths: string[], map: Map<string, string> | null): ReadWeights {
+function collect(
+  paths: string[],
+  map: Map<string, string> | null,
+  check?: (header: HeaderInfo, path: string) => void,
+): ReadWeights {
   const tensors = new Map<string, SafetensorsTensor>();
   const fileOf = new Map<string, string>();
   const skipped: string[] = [];
   const elements: Record<SafetensorsDtype, number> = { F32: 0, F16: 0, BF16: 0 };
   for (const p of paths) {
-    for (const [name, t] of readSafetensors(p).tensors) {
+    for (const [name, t] of readSafetensors(p, check && ((h) => check(h, p))).tensors) {
       if (map && map.get(name) !== p)
         throw new NrtError(
           map.has(name) ? `the index places this tensor in ${map.get(name)}` : "not listed in the index's weight_map",
@@ -189,13 +198,5 @@ function listPickles(dir: string): string[] {
     return readdirSync(dir).filter((f) => PICKLE.test(f));
   } catch {
     return [];
-  }
-}
-
-function isFile(path: string): boolean {
-  try {
-    return statSync(path).isFile();
-  } catch {
-    return false;
   }
 }

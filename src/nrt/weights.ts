@@ -10,14 +10,14 @@ import type { GroupScores } from "./group.js";
  *     L_k = − A_k · Σ_{t ∈ z_k ⊕ ⟨answer_start⟩} log π_θ(t | ·)            trace term
  *           − Σ_i s_{k,i} · log c_{k,i}                                    answer term
  *           − λ_fmt · [not emitted_k] · log π_θ(⟨answer_start⟩ | x, z_k)   format term
- *     L   = (1 / (G·K)) · Σ_g Σ_k L_{g,k}
+ *     L   = (1 / N) · Σ_g Σ_k L_{g,k},      N = Σ_g K_g (= G·K when every group has K traces)
  * and A_k, s_{k,i} are constants too (REINFORCE: the reward only scales ∇ log π). Every term is a constant
  * times −log π of one token of the sequence prompt ⊕ z_k ⊕ ⟨answer_start⟩ ⊕ y*, so with
  *     w_t = 0                                  t in the prompt (not trained)
- *     w_t = A_k / (G·K)                        t in z_k
- *     w_t = (A_k + λ_fmt·[not emitted_k]) / (G·K)   t = ⟨answer_start⟩
- *     w_t = s_{k,i} / (G·K)                    t = y*_i (log π(y*_i | ·) = log c_{k,i})
- * the primitive's loss is exactly L_k / (G·K) and its gradient exactly ∇L_k / (G·K); summing the primitive over
+ *     w_t = A_k / N                            t in z_k
+ *     w_t = (A_k + λ_fmt·[not emitted_k]) / N  t = ⟨answer_start⟩
+ *     w_t = s_{k,i} / N                        t = y*_i (log π(y*_i | ·) = log c_{k,i})
+ * the primitive's loss is exactly L_k / N and its gradient exactly ∇L_k / N; summing the primitive over
  * all sequences of the batch gives L and ∇L.
  *
  * With several updates per rollout batch the trace term is −A_k · sg(clip(ρ_t, 0.8, 1.28)) · log π_θ(t), masked
@@ -65,9 +65,9 @@ function checkCount(n: number, min: number, what: string): void {
 }
 
 /**
- * The weights (length P + Z + 1 + T) of trace k's sequence so that Σ_t w_t · (−log π_t) = L_k / (G·K):
+ * The weights (length P + Z + 1 + T) of trace k's sequence so that Σ_t w_t · (−log π_t) = L_k / N:
  * 0 on the prompt, A_k·r_t on z_k, A_k·r_t + λ_fmt·[not emitted_k] on ⟨answer_start⟩, s_{k,i} on y*_i, all
- * divided by `norm` = G·K. r_t = 1 without `ratios`; with `ratios` (ρ_t = π_θ(t)/π_old(t) for the Z trace tokens
+ * divided by `norm` = N, the batch's trace count. r_t = 1 without `ratios`; with `ratios` (ρ_t = π_θ(t)/π_old(t) for the Z trace tokens
  * then ⟨answer_start⟩, Z + 1 entries) the trace term is clipped and masked as in `clippedTraceWeight`.
  */
 export function traceSequenceWeights(

@@ -58,6 +58,14 @@ export function checkTokenizerJson(json: object | string, where: string): Tokeni
   if (!isObject(model.vocab) && !Array.isArray(model.vocab)) {
     throw new NrtError("'model.vocab' must be an object or an array", where);
   }
+  if (isObject(model.vocab)) {
+    for (const [token, id] of Object.entries(model.vocab))
+      if (!Number.isSafeInteger(id) || (id as number) < 0)
+        throw new NrtError(
+          `model.vocab[${JSON.stringify(token)}] is ${JSON.stringify(id)}: token ids must be whole numbers ≥ 0`,
+          where,
+        );
+  }
   if (model.type === "BPE" && !Array.isArray(model.merges))
     throw new NrtError("BPE 'model.merges' must be a list", where);
   const added = raw.added_tokens ?? [];

@@ -112,7 +112,7 @@ export class Tokenizer {
     if (enc.ids.some((id) => id === undefined || id < 0)) {
       const bad = enc.tokens.filter((_, i) => enc.ids[i] === undefined || (enc.ids[i] as number) < 0);
       throw new NrtError(
-        `cannot encode ${excerpt(text)} with ${this.describe()}: the token(s) ${JSON.stringify(bad.slice(0, 5))} have no id and the tokenizer has no unk_token`,
+        `cannot encode ${excerpt(text)} with ${this.describe()}: the token(s) ${JSON.stringify(bad.slice(0, 5))} have no id in its vocabulary (and no usable unk_token)`,
       );
     }
     if (this.checkDrops && enc.tokens.join("") !== text) {

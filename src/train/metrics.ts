@@ -69,7 +69,7 @@ export function samplerGap(traces: readonly Trace[][], b: ScoredBatch): Metrics 
   return n ? { "sampler/logprob_gap": sum / n, "sampler/logprob_gap_max": max } : {};
 }
 
-/** The three terms of SPEC §4's loss (each already divided by its normaliser): Σ_t w_term,t · (−log π_t). */
+/** The three terms of SPEC §4's loss (each already divided by N = Σ_g K_g): Σ_t w_term,t · (−log π_t). */
 export function lossTerms(b: ScoredBatch, terms = termWeights(b)): Metrics {
   const lp = b.forward.logprobs;
   const dot = (w: Float32Array): number => {

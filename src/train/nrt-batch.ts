@@ -24,7 +24,7 @@ export interface TraceSpan extends SequenceLayout {
   start: number;
   group: number;
   k: number;
-  /** G·K_g, the SPEC §4 normaliser of its group */
+  /** N = Σ_g K_g, the number of traces of the batch: SPEC §4's normaliser (each trace weighs 1/N) */
   norm: number;
 }
 
@@ -63,6 +63,7 @@ export function packNrtBatch(groups: readonly QuestionGroup[], answerStartId: nu
   const packed = new Packed();
   const spans: TraceSpan[] = [];
   const emptyStarts: number[] = [];
+  const norm = groups.reduce((n, q) => n + q.traces.length, 0); // N = Σ_g K_g (G·K when every group has K)
   groups.forEach((q, g) => {
     const seen = new Map<string, number>();
     const empty = packed.add([...q.prompt, answerStartId, ...q.answer]);
@@ -75,7 +76,6 @@ export function packNrtBatch(groups: readonly QuestionGroup[], answerStartId: nu
         start = packed.add([...q.prompt, ...tr.tokens, answerStartId, ...q.answer]);
         seen.set(key, start);
       }
-      const norm = groups.length * q.traces.length;
       spans.push({
         start,
         group: g,

@@ -26,6 +26,8 @@ import { chatTemplateOf, type LoadedModel, loadModel, withAnswerStart } from "..
 import { saveModelDir } from "../io/model-dir.js";
 import type { SafetensorsDtype } from "../io/safetensors.js";
 import { parseSize } from "../io/weights.js";
+import type { ModelConfig } from "../model/config.js";
+import { activationBytes, checkFits, samplerBytes } from "../model/memory.js";
 import { setThreads } from "../model/native.js";
 import { methods, type NrtObjective, resolveObjective } from "../nrt/methods.js";
 import { sampleParams, type Trace, toTraces } from "../rollout/rollout.js";
@@ -273,6 +275,8 @@ function* runLocked(
     if (qa.duplicates > 0) process.stderr.write(`warning: ${duplicatesWarning(cfg.data, qa.duplicateLines)}\n`);
   }
   const objective = objectiveOf(cfg);
+  if (cfg.engine === "native" || (cfg.engine === "openai-split" && cfg.learner === "native"))
+    checkStepFits(model.config, cfg, examples, objective === null);
   // the engine, checked (a server: its health, model and state) before anything is written to the run directory
   const probe = examples.length > 0 ? [...examples[0].prompt, answerStartId, ...examples[0].answer] : undefined;
   const engine: Engine = yield* wait(openEngine(cfg, model, ckpt && engineResume(ckpt, model), probe, modelFiles));
@@ -356,6 +360,20 @@ function* runLocked(
   });
   yield* wait(engine.close());
   return { outDir: out, steps: step, stopped: "done", lastMetrics: last };
+}
+
+/** Refuses G·K traces (or G SFT sequences) a step of which the native engine could not hold in memory. */
+function checkStepFits(c: ModelConfig, cfg: TrainConfig, examples: readonly Example[], sft: boolean): void {
+  let longest = 0;
+  for (const e of examples) longest = Math.max(longest, e.prompt.length + e.answer.length + 1);
+  const seqLen = longest + (sft ? 0 : cfg.maxTraceTokens);
+  const seqs = cfg.promptsPerStep * (sft ? 1 : cfg.groupSize + 1); // + the empty trace of each question
+  const bytes =
+    activationBytes(c, seqs * seqLen, seqLen) + (sft ? 0 : samplerBytes(c, cfg.promptsPerStep * cfg.groupSize, seqLen));
+  const what = sft
+    ? `a step of ${cfg.promptsPerStep} sequences`
+    : `a step of ${cfg.promptsPerStep} × ${cfg.groupSize} traces`;
+  checkFits(bytes, what, sft ? "--prompts-per-step" : "--prompts-per-step or --group-size");
 }
 
 /** RUN/run_config.json: the saved settings and, where recorded, the data file's digest. */

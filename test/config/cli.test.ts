@@ -8,7 +8,7 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import * as configCmd from "../../src/cli/commands/config.js";
 import * as trainCmd from "../../src/cli/commands/train.js";
 import { resolveTrainConfig } from "../../src/cli/commands/train.js";
-import { kebab } from "../../src/config/schema.js";
+import { baseType, kebab } from "../../src/config/schema.js";
 import { trainFields } from "../../src/config/train-config.js";
 import { NrtError } from "../../src/errors.js";
 
@@ -83,7 +83,10 @@ describe("nrt train --help", () => {
       .helpInformation()
       .replace(/\s+/g, " "); // commander wraps long lines
     for (const [k, f] of Object.entries(trainFields)) {
-      expect(help).toContain(`--${kebab(k)} <value>`);
+      if (baseType(f.schema) === "boolean") {
+        expect(help).toContain(`--${kebab(k)} [true|false]`); // a switch: bare, with a value, or --no-…
+        expect(help).toContain(`--no-${kebab(k)}`);
+      } else expect(help).toContain(`--${kebab(k)} <value>`);
       expect(help).toContain(f.doc.replace(/\s+/g, " "));
       if (f.default !== undefined) expect(help).toContain(`(default: ${JSON.stringify(f.default)})`);
     }

@@ -49,6 +49,8 @@ interface Case {
   zeroA?: boolean;
   /** the batch's seed (default 500 + its index) */
   seed?: number;
+  /** groups of different sizes: group g keeps its first Ks[g] traces (SPEC §4: each trace still weighs 1/N) */
+  Ks?: number[];
 }
 
 const preset = (aggregation: string, baseline: string, advantage: string, token_weight: string) => ({
@@ -101,6 +103,15 @@ const CASES: Case[] = [
   // defaults of §4 for missing keys, and K = 1
   { name: "defaults {}", model: "mistral-w3", config: {}, G: 3, K: 3 },
   { name: "K=1", model: "gqa-tied", config: preset("ws_nlog", "none", "group_std", "fixed"), G: 3, K: 1, zeroA: true },
+  // groups of different sizes (an `nrt grad` batch may have them): L = (1/N) Σ_g Σ_k L_{g,k}, N = Σ_g K_g
+  {
+    name: "groups of 2, 5 and 3 traces",
+    model: "untied",
+    config: preset("ws_nlog", "none", "group_std", "fixed"),
+    G: 3,
+    K: 5,
+    Ks: [2, 5, 3],
+  },
 ];
 
 /** Negative controls: the oracle on a changed config must NOT match nrt's output on the original. */
@@ -135,6 +146,7 @@ const report: Record<string, Record<string, string>> = {};
 
 function batchFor(c: Case, i: number, vocab: number): Batch {
   const b = makeBatch(c.config, c.G, c.K, vocab, c.seed ?? 500 + i);
+  for (const [j, g] of b.groups.entries()) if (c.Ks) g.traces.splice(c.Ks[j]);
   if (c.name === IDENTICAL) {
     const g = b.groups[0];
     g.traces = g.traces.map(() => ({ tokens: [...g.traces[0].tokens], emitted: g.traces[0].emitted }));

@@ -5,16 +5,10 @@ import { NrtError } from "../../errors.js";
 import { loadModel } from "../../io/load.js";
 import { setThreads } from "../../model/native.js";
 import { type Reply, type ReplyOptions, reply } from "../../rollout/reply.js";
-import { parseIntArg } from "../args.js";
+import { parseIntArg, parseNumArg as parseNum } from "../args.js";
 
 const DIM = "\x1b[2m";
 const RESET = "\x1b[0m";
-
-function parseNum(v: unknown, flag: string, ok: (x: number) => boolean, what: string): number {
-  const x = Number(v);
-  if (!Number.isFinite(x) || !ok(x)) throw new NrtError(`must be ${what}, got ${JSON.stringify(v)}`, flag);
-  return x;
-}
 
 /** A reply as printed: on a terminal the trace dimmed, then the answer; piped, two labelled lines. */
 export function formatReply(r: Reply, tty: boolean): string {

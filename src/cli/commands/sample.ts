@@ -1,9 +1,10 @@
 import type { Command } from "commander";
 import { NrtError } from "../../errors.js";
 import { loadModel } from "../../io/load.js";
+import { checkFits, samplerBytes } from "../../model/memory.js";
 import { setThreads } from "../../model/native.js";
 import { generate } from "../../rollout/generate.js";
-import { parseIntArg } from "../args.js";
+import { parseIntArg, parseNumArg } from "../args.js";
 
 export function register(program: Command): void {
   program
@@ -23,20 +24,44 @@ export function register(program: Command): void {
     .action((pos: string | undefined, o: Record<string, string | boolean>) => {
       const path = (o.model as string | undefined) ?? pos;
       if (!path) throw new NrtError("a model is required (--model DIR)", "nrt sample");
+      // every flag is checked before the model is loaded: nothing invalid reaches the native engine
+      const temperature = parseNumArg(o.temperature, "--temperature", (x) => x >= 0, "a number ≥ 0 (0: greedy)");
+      const topP = parseNumArg(o.topP, "--top-p", (x) => x > 0 && x <= 1, "a number in (0, 1]");
+      const topK = parseIntArg(o.topK, "--top-k", 0);
+      const seed = parseIntArg(o.seed, "--seed", 0);
+      const n = parseIntArg(o.n, "--n");
+      let maxNew = parseIntArg(o.maxNewTokens, "--max-new-tokens");
       setThreads(parseIntArg(o.threads, "--threads"));
       const { model, tokenizer, stopIds } = loadModel(path);
-      const prompt = [...(tokenizer.bosId !== null ? [tokenizer.bosId] : []), ...tokenizer.encode(o.prompt as string)];
-      const n = parseIntArg(o.n, "--n");
-      const maxNew = parseIntArg(o.maxNewTokens, "--max-new-tokens");
+      let text: number[];
+      try {
+        text = tokenizer.encode(o.prompt as string);
+      } catch (e) {
+        throw e instanceof NrtError ? new NrtError(e.message, "--prompt") : e;
+      }
+      const prompt = [...(tokenizer.bosId !== null ? [tokenizer.bosId] : []), ...text];
+      const ctx = model.config.maxPositionEmbeddings;
+      if (prompt.length >= ctx)
+        throw new NrtError(
+          `takes ${prompt.length} tokens, the model's context is ${ctx}: no room to generate`,
+          "--prompt",
+        );
+      if (prompt.length + maxNew > ctx) {
+        process.stderr.write(
+          `nrt: warning: --max-new-tokens ${maxNew} cut to ${ctx - prompt.length}: the prompt takes ${prompt.length} of the model's ${ctx} positions\n`,
+        );
+        maxNew = ctx - prompt.length;
+      }
+      checkFits(samplerBytes(model.config, n, prompt.length + maxNew), `sampling ${n} streams`, "--n");
       const streams = generate(
         model,
         Array.from({ length: n }, () => prompt),
         {
           maxNew,
-          temperature: Number(o.temperature),
-          topP: Number(o.topP),
-          topK: parseIntArg(o.topK, "--top-k", 0),
-          seed: parseIntArg(o.seed, "--seed", 0),
+          temperature,
+          topP,
+          topK,
+          seed,
           stop: stopIds ?? [],
         },
       );
