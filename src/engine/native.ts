@@ -5,19 +5,9 @@
  * (the trainer's one-forward path, SPEC §4).
  */
 import type { Model } from "../model/model.js";
-import { native } from "../model/native.js";
+import { type AdamWSettings, type AdamWState, native } from "../model/native.js";
 import { nativeSample } from "../rollout/generate.js";
-import type {
-  AdamWSettings,
-  AdamWState,
-  Engine,
-  EngineState,
-  Sampled,
-  SampleParams,
-  Scored,
-  SeqBatch,
-  StepResult,
-} from "./engine.js";
+import type { Engine, EngineState, Sampled, SampleParams, Scored, SeqBatch, StepResult } from "./engine.js";
 
 export class NativeEngine implements Engine {
   readonly name = "native";
