@@ -16,7 +16,7 @@ struct Config {
   int V = 0, C = 0, L = 0, NH = 0, NKV = 0, HS = 0, F = 0;
   float eps = 1e-5f;       // RMSNorm epsilon
   float theta = 10000.0f;  // RoPE base
-  int window = 0;          // sliding window W (Mistral): key j is visible from query i when 0 <= i - j < W; 0: full causal
+  int window = 0;          // sliding window W (Mistral): query i sees keys j with 0 <= i - j < W; 0: full causal
   bool tied = false;       // lm_head is embed_tokens (no lm_head.weight in the table)
   int Q() const { return NH * HS; }
   int KV() const { return NKV * HS; }

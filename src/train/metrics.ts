@@ -1,3 +1,4 @@
+import { sequenceOffsets } from "../nrt/weights.js";
 import type { Trace } from "../rollout/rollout.js";
 import { type ScoredBatch, termWeights } from "./nrt-batch.js";
 
@@ -58,7 +59,7 @@ export function samplerGap(traces: readonly Trace[][], b: ScoredBatch): Metrics 
   let n = 0;
   for (const s of b.spans) {
     const t = traces[s.group][s.k];
-    const a = s.start + s.promptLen;
+    const a = s.start + sequenceOffsets(s).trace;
     for (let j = 0; j < s.traceLen; j++) {
       const d = Math.abs(t.logprobs[j] - lp[a + j]);
       sum += d;

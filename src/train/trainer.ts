@@ -14,7 +14,8 @@
 
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import type { TrainConfig } from "../config/train-config.js";
+import { keysWith } from "../config/schema.js";
+import { type TrainConfig, trainFields } from "../config/train-config.js";
 import { type Example, recordExamples } from "../data/format.js";
 import { duplicatesWarning, readQaFile } from "../data/qa.js";
 import { type Engine, type Pending, wait } from "../engine/engine.js";
@@ -106,22 +107,8 @@ const SAVE_DTYPES: Record<"float32" | "bfloat16" | "float16", SafetensorsDtype> 
   float16: "F16",
 };
 
-/** Keys whose change does not alter a run, so `--resume` may be given them anew. */
-const RESUME_FREE = new Set([
-  "steps",
-  "progress",
-  "threads",
-  "out",
-  "samplesEvery",
-  "onNan",
-  "engineUrl",
-  "engineTimeout",
-  "engineRetries",
-  "samplerUrl",
-  "samplerDir",
-  "samplerModel",
-  "samplerReload",
-]);
+/** Keys whose change does not alter a run, so `--resume` may be given them anew (`resumable` in the schema). */
+const RESUME_FREE = keysWith(trainFields, (f) => f.resumable === true);
 
 /**
  * Trains per `cfg`; with `resume`, continues the run in cfg.out from its latest checkpoint. Synchronous: the

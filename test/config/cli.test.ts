@@ -8,9 +8,10 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import * as configCmd from "../../src/cli/commands/config.js";
 import * as trainCmd from "../../src/cli/commands/train.js";
 import { resolveTrainConfig } from "../../src/cli/commands/train.js";
-import { baseType, kebab } from "../../src/config/schema.js";
+import { baseType } from "../../src/config/schema.js";
 import { trainFields } from "../../src/config/train-config.js";
 import { NrtError } from "../../src/errors.js";
+import { kebab } from "../../src/util/case.js";
 
 const dir = mkdtempSync(join(tmpdir(), "nrt-config-"));
 const file = (name: string, text: string) => {

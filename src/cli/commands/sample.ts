@@ -1,9 +1,9 @@
 import type { Command } from "commander";
 import { NrtError } from "../../errors.js";
 import { loadModel } from "../../io/load.js";
+import { generate } from "../../model/generate.js";
 import { checkFits, samplerBytes } from "../../model/memory.js";
 import { setThreads } from "../../model/native.js";
-import { generate } from "../../rollout/generate.js";
 import { parseIntArg, parseNumArg } from "../args.js";
 
 export function register(program: Command): void {
