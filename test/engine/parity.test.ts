@@ -25,6 +25,14 @@ const base: Partial<ModelConfig> = {
   numKvHeads: 4,
 };
 
+const LLAMA3 = {
+  type: "llama3",
+  factor: 8,
+  lowFreqFactor: 2,
+  highFreqFactor: 16,
+  originalMaxPositionEmbeddings: 512,
+} as const;
+
 interface Variant {
   name: string;
   over: Partial<ModelConfig>;
@@ -40,6 +48,16 @@ const variants: Variant[] = [
   { name: "mistral W=3 < lengths, GQA", over: { modelType: "mistral", slidingWindow: 3, numKvHeads: 2 } },
   { name: "mistral W=1 (self only), tied", over: { modelType: "mistral", slidingWindow: 1, tied: true } },
   { name: "mistral W=64 > lengths", over: { modelType: "mistral", slidingWindow: 64 } },
+  // llama3 with HS 8, theta 1e4: wavelengths 6.3 (kept), 63 (blended), 628 and 6283 (divided by 8)
+  { name: "llama rope_scaling llama3", over: { ropeScaling: LLAMA3 } },
+  { name: "llama rope_scaling linear 4, GQA", over: { ropeScaling: { type: "linear", factor: 4 }, numKvHeads: 2 } },
+  { name: "qwen2 q/k/v biases, GQA", over: { modelType: "qwen2", numKvHeads: 2, ropeTheta: 1e6 } },
+  {
+    name: "qwen2 window W=3 on layers >= 1",
+    over: { modelType: "qwen2", slidingWindow: 3, maxWindowLayers: 1, numLayers: 3 },
+  },
+  { name: "qwen3 q/k norm, headDim 12, GQA", over: { modelType: "qwen3", headDim: 12, numKvHeads: 2 } },
+  { name: "qwen3 tied, llama3 rope", over: { modelType: "qwen3", tied: true, ropeScaling: LLAMA3 } },
 ];
 
 // four packed sequences, one of them a single token (no prediction, its weight must be ignored)
@@ -82,6 +100,21 @@ function load(): { cases: Case[]; controls: RefResult[] } {
     const config = { ...w3.model.config, slidingWindow };
     jobs.push(refJob(w3.model, w3.batch.tokens, w3.batch.seqLens, w3.batch.weights, "float64", config));
   }
+  // and the llama3-scaled model without its scaling; the windowed qwen2 model with the window on every layer
+  const l3 = cases.find((c) => c.v.name === "llama rope_scaling llama3")!;
+  jobs.push(
+    refJob(l3.model, l3.batch.tokens, l3.batch.seqLens, l3.batch.weights, "float64", {
+      ...l3.model.config,
+      ropeScaling: null,
+    }),
+  );
+  const q2 = cases.find((c) => c.v.name === "qwen2 window W=3 on layers >= 1")!;
+  jobs.push(
+    refJob(q2.model, q2.batch.tokens, q2.batch.seqLens, q2.batch.weights, "float64", {
+      ...q2.model.config,
+      maxWindowLayers: 0,
+    }),
+  );
   let results: RefResult[];
   try {
     results = runReference(jobs);
@@ -182,13 +215,20 @@ describe("engine vs PyTorch reference (float64)", () => {
     expectAllclose(full.grads, long.engine.grads, { atol: 0, rtol: 0, what: "W=64 vs W=0 grads" });
   });
 
-  it("negative controls: windows 2, 4 and full attention are far outside the tolerance for the W=3 model", () => {
+  it("negative controls: other windows, no RoPE scaling, the window on every layer are far outside the tolerance", () => {
     const { cases, controls } = load();
     const w3 = cases.find((c) => c.model.config.slidingWindow === 3)!;
     const tol = 1e-4 * maxAbs(w3.ref64.logits);
     for (const [i, w] of [2, 4, 0].entries()) {
       const d = maxDiff(w3.engine.logits, controls[i].logits).diff;
       expect(d, `window ${w} vs 3: logits differ by only ${d}`).toBeGreaterThan(100 * tol);
+    }
+    for (const [i, name] of ["llama rope_scaling llama3", "qwen2 window W=3 on layers >= 1"].entries()) {
+      const c = cases.find((x) => x.v.name === name)!;
+      const d = maxDiff(c.engine.logits, controls[3 + i].logits).diff;
+      expect(d, `${name} without its option: logits differ by only ${d}`).toBeGreaterThan(
+        100 * 1e-4 * maxAbs(c.ref64.logits),
+      );
     }
   });
 });
