@@ -7,17 +7,7 @@ export type { Example } from "./data/format.js";
 export { plainExamples } from "./data/format.js";
 export type { QaRecord } from "./data/qa.js";
 export { readQaFile } from "./data/qa.js";
-export type {
-  AdamWSettings,
-  AdamWState,
-  Engine,
-  EngineState,
-  Sampled,
-  SampleParams,
-  Scored,
-  SeqBatch,
-  StepResult,
-} from "./engine/engine.js";
+export type { Engine, EngineState, Sampled, SampleParams, Scored, SeqBatch, StepResult } from "./engine/engine.js";
 export { EngineError } from "./engine/engine.js";
 export { NrtError } from "./errors.js";
 export type { EvalOptions, EvalResult, EvalSample } from "./eval/evaluate.js";
@@ -36,7 +26,14 @@ export { readSafetensors, writeSafetensors } from "./io/safetensors.js";
 export type { Architecture, ModelConfig } from "./model/config.js";
 export { llamaConfig } from "./model/config.js";
 export { Model } from "./model/model.js";
-export type { ForwardResult, GenerateOptions, GenerateResult, ParamInfo } from "./model/native.js";
+export type {
+  AdamWSettings,
+  AdamWState,
+  ForwardResult,
+  GenerateOptions,
+  GenerateResult,
+  ParamInfo,
+} from "./model/native.js";
 export { setThreads } from "./model/native.js";
 export type { GroupScores, MethodName, NrtObjective } from "./nrt/index.js";
 export {

@@ -1,5 +1,6 @@
-// The Llama-family model (Llama, Mistral, Qwen2, Qwen3) over one flat parameter buffer: its architecture, the parameter table and its named
-// views, the training forward and backward passes (model.cc), KV-cached inference (sampler.cc) and AdamW (optim.cc).
+// The Llama-family model (Llama, Mistral, Qwen2, Qwen3) over one flat parameter buffer: its architecture, the
+// parameter table and its named views, the training forward and backward passes (model.cc), KV-cached inference
+// (sampler.cc) and AdamW (optim.cc).
 // The forward, backward and cached passes all run one layer recipe (layer.h).
 // Sizes follow kernels.h: N tokens, C hidden, V vocab, F intermediate, NH/NKV heads, HS head size, L layers.
 #pragma once
@@ -26,11 +27,11 @@ struct Config {
   int V = 0, C = 0, L = 0, NH = 0, NKV = 0, HS = 0, F = 0;
   float eps = 1e-5f;       // RMSNorm epsilon
   float theta = 10000.0f;  // RoPE base
-  int window = 0;          // sliding window W (Mistral): key j is visible from query i when 0 <= i - j < W; 0: full causal
-  int window_from = 0;     // the first layer with the window (Qwen2's max_window_layers); the ones before attend fully
+  int window = 0;          // sliding window W (Mistral): query i sees keys j with 0 <= i - j < W; 0: full causal
+  int window_from = 0;     // first layer with the window (Qwen2's max_window_layers); those before attend fully
   bool tied = false;       // lm_head is embed_tokens (no lm_head.weight in the table)
   bool qkv_bias = false;   // self_attn.{q,k,v}_proj.bias (Qwen2), added after the projection
-  bool qk_norm = false;    // self_attn.{q,k}_norm.weight (HS) (Qwen3): RMSNorm over each head of q and k, before RoPE
+  bool qk_norm = false;    // self_attn.{q,k}_norm.weight (HS) (Qwen3): RMSNorm of each q and k head, before RoPE
   RopeScaling rope;        // RoPE frequency scaling (Llama 3.x, linear)
   int Q() const { return NH * HS; }
   int KV() const { return NKV * HS; }

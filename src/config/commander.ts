@@ -1,5 +1,6 @@
 import type { Command } from "commander";
-import { type Fields, kebab } from "./schema.js";
+import { kebab } from "../util/case.js";
+import type { Fields } from "./schema.js";
 
 /** Adds one CLI option per schema field: --kebab-case <value>, its doc and default in --help. */
 export function addFieldOptions(cmd: Command, fields: Fields, skip: readonly string[] = []): Command {

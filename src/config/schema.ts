@@ -1,31 +1,48 @@
 import type { z } from "zod";
+import { camel, snake } from "../util/case.js";
 
-/** One configuration field: declared once, with its type and check (zod), default and one-line doc. */
-export interface Field<T extends z.ZodType = z.ZodType> {
+/**
+ * How `nrt export --format verl-nrt` (src/export/verl-nrt-overrides.ts) treats a setting: it sets these recipe/nrt
+ * keys, or the export uses the setting itself (`keys` says which); recipe/nrt has no counterpart (`none`: why, as the
+ * export lists it); or it goes with another setting's entry (`with`: that setting, e.g. the engine's own settings
+ * with `engine`).
+ */
+export type VerlFact = { keys: string } | { none: string } | { with: string };
+
+/** What a field declares besides its type, default and doc. */
+export interface FieldFacts {
+  /** short CLI alias, e.g. "-o" */
+  alias?: string;
+  /** `nrt train --resume` may be given it anew: changing it does not change what the run computes */
+  resumable?: boolean;
+  verl?: VerlFact;
+}
+
+/** One configuration field: declared once, with its type and check (zod), default, one-line doc and facts. */
+export interface Field<T extends z.ZodType = z.ZodType> extends FieldFacts {
   schema: T;
   default: z.infer<T> | undefined;
   doc: string;
-  /** short CLI alias, e.g. "-o" */
-  alias?: string;
 }
 
-export function field<T extends z.ZodType>(
+export function field<T extends z.ZodType, F extends FieldFacts = Record<never, never>>(
   schema: T,
   def: z.infer<T> | undefined,
   doc: string,
-  alias?: string,
-): Field<T> {
-  return { schema, default: def, doc, alias };
+  facts?: F,
+): Field<T> & F {
+  return { schema, default: def, doc, ...facts } as Field<T> & F;
 }
 
 export type Fields = Record<string, Field>;
 
+/** The names of the fields that have a fact, e.g. `keysWith(trainFields, (f) => f.resumable === true)`. */
+export function keysWith(fields: Fields, has: (f: Field) => boolean): Set<string> {
+  return new Set(Object.keys(fields).filter((k) => has(fields[k])));
+}
+
 /** The value type of a set of fields (a field without a default may be undefined). */
 export type ValuesOf<F extends Fields> = { [K in keyof F]: z.infer<F[K]["schema"]> };
-
-export const kebab = (s: string): string => s.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
-export const snake = (s: string): string => s.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
-const camel = (s: string): string => s.replace(/[_-]([a-z])/g, (_, c: string) => c.toUpperCase());
 
 /**
  * Resolves a configuration: defaults, then a config file's values (snake_case keys), then CLI values

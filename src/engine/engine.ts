@@ -10,8 +10,6 @@
 import { NrtError } from "../errors.js";
 import type { AdamWSettings, AdamWState } from "../model/native.js";
 
-export type { AdamWSettings, AdamWState };
-
 /** Sequences laid end to end (SPEC §2 layout), as the native forward takes them. */
 export interface SeqBatch {
   /** (N) token ids */

@@ -1,23 +1,42 @@
 /**
  * The in-process engine: nrt's native forward/backward/KV-cache sampler and AdamW over the model's flat buffer
- * (sampling through src/rollout/generate.ts, as every other caller of the native sampler).
+ * (sampling through src/model/generate.ts, as every other caller of the native sampler).
  * `score` keeps its forward's activations; a `step` on the same batch object right after runs only the backward
  * (the trainer's one-forward path, SPEC §4).
  */
+
+import { generate, type Stream } from "../model/generate.js";
 import type { Model } from "../model/model.js";
-import { native } from "../model/native.js";
-import { nativeSample } from "../rollout/generate.js";
-import type {
-  AdamWSettings,
-  AdamWState,
-  Engine,
-  EngineState,
-  Sampled,
-  SampleParams,
-  Scored,
-  SeqBatch,
-  StepResult,
-} from "./engine.js";
+import { type AdamWSettings, type AdamWState, native } from "../model/native.js";
+import type { Engine, EngineState, Sampled, SampleParams, Scored, SeqBatch, StepResult } from "./engine.js";
+import { promptSeed, streamSeed } from "./engine.js";
+
+/**
+ * K samples after each prompt, all G·K streams in one batch; result[g][k]. Stream k of prompt g draws from
+ * streamSeed(promptSeed(seed, g), k), so a server that samples each prompt alone with promptSeed(seed, g) draws
+ * the same tokens.
+ */
+export function nativeSample(model: Model, prompts: readonly (readonly number[])[], p: SampleParams): Stream[][] {
+  const streams: (readonly number[])[] = [];
+  const seeds: number[] = [];
+  prompts.forEach((prompt, g) => {
+    const s = promptSeed(p.seed, g);
+    for (let k = 0; k < p.k; k++) {
+      streams.push(prompt);
+      seeds.push(streamSeed(s, k));
+    }
+  });
+  const out = generate(model, streams, {
+    maxNew: p.maxTokens,
+    temperature: p.temperature,
+    topP: p.topP,
+    topK: p.topK,
+    seed: p.seed,
+    seeds,
+    stop: [...p.stop],
+  });
+  return prompts.map((_, g) => out.slice(g * p.k, (g + 1) * p.k));
+}
 
 export class NativeEngine implements Engine {
   readonly name = "native";

@@ -12,16 +12,8 @@ import { resolve } from "node:path";
 import { NrtError } from "../errors.js";
 import { saveModelDir } from "../io/model-dir.js";
 import type { Model } from "../model/model.js";
-import type {
-  AdamWSettings,
-  Engine,
-  EngineState,
-  Sampled,
-  SampleParams,
-  Scored,
-  SeqBatch,
-  StepResult,
-} from "./engine.js";
+import type { AdamWSettings } from "../model/native.js";
+import type { Engine, EngineState, Sampled, SampleParams, Scored, SeqBatch, StepResult } from "./engine.js";
 import { EngineError, probeGap } from "./engine.js";
 import type { SamplerClient } from "./sampler-client.js";
 

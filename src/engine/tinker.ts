@@ -16,24 +16,14 @@ import { NrtError } from "../errors.js";
 import { parseHfConfig } from "../io/hf-config.js";
 import { parseSafetensors } from "../io/safetensors.js";
 import type { Model } from "../model/model.js";
+import type { AdamWSettings } from "../model/native.js";
 import { mapLimit } from "../util/map-limit.js";
 import { detail, HttpClient, isObj } from "./_http.js";
 import { untar } from "./_tar.js";
 import { datumText, type SampledSequenceJson, tensorData } from "./_tinker-wire.js";
 import { type Chunk, chunkSequences } from "./chunks.js";
-import {
-  type AdamWSettings,
-  type Engine,
-  EngineError,
-  type EngineState,
-  probeGap,
-  promptSeed,
-  type Sampled,
-  type SampleParams,
-  type Scored,
-  type SeqBatch,
-  type StepResult,
-} from "./engine.js";
+import type { Engine, EngineState, Sampled, SampleParams, Scored, SeqBatch, StepResult } from "./engine.js";
+import { EngineError, probeGap, promptSeed } from "./engine.js";
 
 export interface TinkerOptions {
   url: string;

@@ -1,6 +1,7 @@
 // Batched generation and teacher forcing for evaluate.ts (internal).
+
+import { generate, traceEnd } from "../model/generate.js";
 import type { Model } from "../model/model.js";
-import { generate, traceEnd } from "../rollout/generate.js";
 import type { Tokenizer } from "../tokenizer/tokenizer.js";
 import type { TraceEnd } from "./metrics.js";
 

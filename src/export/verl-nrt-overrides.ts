@@ -7,12 +7,13 @@
  * them. Where the recipe computes something differently, the override says so in its `note`; settings with no
  * counterpart are listed in `unmapped`.
  */
-import type { TrainConfig } from "../config/train-config.js";
+import { type TrainConfig, trainFields } from "../config/train-config.js";
 import { NrtError } from "../errors.js";
 import type { AdvantageName } from "../nrt/advantages.js";
 import type { AggregationName } from "../nrt/aggregations.js";
 import { RATIO_HIGH, RATIO_LOW } from "../nrt/weights.js";
 import { objectiveOf } from "../train/trainer.js";
+import { snake } from "../util/case.js";
 
 /** One Hydra override `key=value`, with the nrt setting it comes from. */
 export interface Override {
@@ -60,51 +61,15 @@ export const REWARD_AGG_MODE: Readonly<Record<AggregationName, string>> = {
   ws_nlog: "weighted_sum_log_prob",
 };
 
-/** Settings consumed here or by the export itself (model/data paths, invalid records). */
-const CONSUMED = new Set([
-  "model",
-  "data",
-  "method",
-  "aggregation",
-  "advantage",
-  "tokenWeight",
-  "formatCoef",
-  "groupSize",
-  "promptsPerStep",
-  "steps",
-  "updatesPerBatch",
-  "temperature",
-  "topP",
-  "topK",
-  "maxTraceTokens",
-  "lr",
-  "schedule",
-  "warmupSteps",
-  "minLrRatio",
-  "weightDecay",
-  "beta1",
-  "beta2",
-  "adamEps",
-  "clip",
-  "seed",
-  "checkpointEvery",
-  "keepCheckpoints",
-  "skipInvalid",
-]);
-
-/** Why a setting has no counterpart, for those with a reason to give; others get a generic one. */
-const NO_COUNTERPART: Readonly<Record<string, string>> = {
-  out: "the run directory: verl writes checkpoints under trainer.default_local_dir",
-  threads: "CPU threads; the machine is set in run.sh (MLP_WORKER_GPU, MLP_WORKER_NUM)",
-  onNan: "the recipe raises on a non-finite reward (nrt_ray_trainer: 'trace_reward is nan or inf')",
-  progress: "nrt's terminal display",
-  samplesEvery: "nrt's samples.jsonl; verl logs rollouts with trainer.rollout_data_dir",
-  engine:
-    "nrt's engines (and their engine_*, sampler_*, learner settings); the recipe samples with vLLM and trains with FSDP",
-};
-
-/** Settings of nrt's engines, listed once under `engine`. */
-const ENGINE_DETAIL = /^(engine.+|sampler.*|learner.*)$/;
+const facts = Object.entries(trainFields).map(([k, f]) => [k, f.verl] as const);
+/** Settings that set recipe keys below or that the export uses itself (their `verl.keys` in the schema). */
+const CONSUMED = new Set(facts.flatMap(([k, v]) => ("keys" in v ? [k] : [])));
+/** Why a setting has no counterpart (its `verl.none` in the schema). */
+const NO_COUNTERPART: Readonly<Record<string, string>> = Object.fromEntries(
+  facts.flatMap(([k, v]) => ("none" in v ? [[k, v.none]] : [])),
+);
+/** Settings listed with another one's entry (the engine's own settings, under `engine`). */
+const LISTED_WITH = new Set(facts.flatMap(([k, v]) => ("with" in v ? [k] : [])));
 
 const num = (x: number): string => (Number.isFinite(x) ? String(x) : x > 0 ? "inf" : "-inf");
 
@@ -260,15 +225,11 @@ export function verlNrtOverrides(cfg: TrainConfig, shape: DataShape): VerlNrtOve
     shape.hasEval ? "validate on test.parquet at every checkpoint" : "no eval data: no validation",
   );
 
+  // the objective's baseline (a method's preset or the setting): only one other than none has no counterpart
   if (objective.baseline !== "none")
-    unmapped.push({
-      setting: "baseline",
-      value: objective.baseline,
-      why: "the recipe has no reward baseline (its use_clipped_reward is commented out): R is used as it is",
-    });
+    unmapped.push({ setting: "baseline", value: objective.baseline, why: NO_COUNTERPART.baseline });
   for (const [k, v] of Object.entries(cfg)) {
-    // the engine's own settings (engine_url, sampler_*, learner, …) go with `engine`
-    if (CONSUMED.has(k) || k === "baseline" || v === undefined || ENGINE_DETAIL.test(k)) continue;
+    if (CONSUMED.has(k) || k === "baseline" || v === undefined || LISTED_WITH.has(k)) continue;
     unmapped.push({ setting: snake(k), value: v, why: NO_COUNTERPART[k] ?? "no counterpart in recipe/nrt" });
   }
 
@@ -284,8 +245,6 @@ export function verlNrtOverrides(cfg: TrainConfig, shape: DataShape): VerlNrtOve
     warnings.push(`baseline = ${objective.baseline} has no counterpart in recipe/nrt: the export runs without it`);
   return { overrides: o, unmapped, warnings };
 }
-
-const snake = (s: string): string => s.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
 
 /** overrides.txt: a header, then for each override its source as a comment line and `key=value`. */
 export function overridesText(r: VerlNrtOverrides, header: readonly string[]): string {

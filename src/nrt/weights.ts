@@ -41,14 +41,28 @@ export interface SequenceLayout {
 export const RATIO_LOW = 0.8;
 export const RATIO_HIGH = 1.28;
 
+/**
+ * Where each part of prompt(x) ⊕ z ⊕ ⟨answer_start⟩ ⊕ y* starts within it (SPEC §2): z_1 at P, ⟨answer_start⟩ at
+ * P + Z, y*_1 at P + Z + 1 (answer token i, 0-based, at P + Z + 1 + i); `end` = P + Z + 1 + T, its length. The one
+ * place that knows the layout: scoring, the loss weights and the metrics all index sequences through it.
+ */
+export function sequenceOffsets({ promptLen: P, traceLen: Z, answerLen: T }: SequenceLayout): {
+  trace: number;
+  answerStart: number;
+  answer: number;
+  end: number;
+} {
+  return { trace: P, answerStart: P + Z, answer: P + Z + 1, end: P + Z + 1 + T };
+}
+
 /** P + Z + 1 + T, the number of tokens (and weights) of the sequence. */
-export function sequenceLength({ promptLen, traceLen, answerLen }: SequenceLayout): number {
-  return promptLen + traceLen + 1 + answerLen;
+export function sequenceLength(layout: SequenceLayout): number {
+  return sequenceOffsets(layout).end;
 }
 
 /** P + Z, the position of ⟨answer_start⟩; answer token i (0-based) is at P + Z + 1 + i. */
-export function answerStartIndex({ promptLen, traceLen }: SequenceLayout): number {
-  return promptLen + traceLen;
+export function answerStartIndex(layout: SequenceLayout): number {
+  return sequenceOffsets(layout).answerStart;
 }
 
 /**
@@ -96,14 +110,45 @@ export function traceSequenceWeights(
     }
   }
   const A = scores.traceWeight[k];
-  const w = new Float32Array(P + Z + 1 + T); // prompt: 0
+  const at = sequenceOffsets(layout);
+  const w = new Float32Array(at.end); // prompt: 0
   for (let j = 0; j <= Z; j++) {
     const trace = ratios === undefined ? A : clippedTraceWeight(A, ratios[j]);
-    const format = j === Z ? scores.formatWeight[k] : 0; // on ⟨answer_start⟩ only, never clipped
-    w[P + j] = (trace + format) / norm;
+    const format = at.trace + j === at.answerStart ? scores.formatWeight[k] : 0; // never clipped
+    w[at.trace + j] = (trace + format) / norm;
   }
-  for (let i = 0; i < T; i++) w[P + Z + 1 + i] = s[i] / norm;
+  for (let i = 0; i < T; i++) w[at.answer + i] = s[i] / norm;
   return w;
+}
+
+/** The three terms of SPEC §4's loss, each summed over traces (the metrics' `loss/trace`, `loss/answer`, `loss/format`). */
+export interface LossTerms {
+  trace: number;
+  answer: number;
+  format: number;
+}
+
+/**
+ * Adds trace k's three terms of L_k / norm into `sum`, from the same coefficients as `traceSequenceWeights` (one
+ * update, ρ = 1), so that over a batch Σ_t w_t · (−log π_t) = trace + answer + format. `logprobs` holds log π of every
+ * token of the packed batch; the trace's sequence starts at `start`.
+ */
+export function addLossTerms(
+  sum: LossTerms,
+  layout: SequenceLayout,
+  scores: GroupScores,
+  k: number,
+  norm: number,
+  logprobs: ArrayLike<number>,
+  start: number,
+): void {
+  const at = sequenceOffsets(layout);
+  const nll = (t: number) => -logprobs[start + t];
+  let trace = 0;
+  for (let t = at.trace; t <= at.answerStart; t++) trace += nll(t);
+  sum.trace += (scores.traceWeight[k] * trace) / norm;
+  sum.format += (scores.formatWeight[k] * nll(at.answerStart)) / norm;
+  for (let i = 0; i < layout.answerLen; i++) sum.answer += (scores.s[k][i] * nll(at.answer + i)) / norm;
 }
 
 /**

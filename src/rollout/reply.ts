@@ -1,7 +1,11 @@
+/**
+ * One reply to a question or a conversation, generated as training lays a sequence out (SPEC §2): the trace, then
+ * ⟨answer_start⟩, then the answer. What `nrt chat` prints; the sampling itself is src/model/generate.ts.
+ */
 import type { ChatMessage } from "../chat/template.js";
 import { promptIds } from "../data/format.js";
 import type { LoadedModel } from "../io/load.js";
-import { generate, traceEnd } from "./generate.js";
+import { generate, traceEnd } from "../model/generate.js";
 
 /** Sampling settings of one reply; the names and meanings of `nrt train`'s and `nrt sample`'s flags. */
 export interface ReplyOptions {

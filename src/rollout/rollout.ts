@@ -1,6 +1,7 @@
 import type { Sampled, SampleParams } from "../engine/engine.js";
+import { nativeSample } from "../engine/native.js";
+import { traceEnd } from "../model/generate.js";
 import type { Model } from "../model/model.js";
-import { nativeSample, traceEnd } from "./generate.js";
 
 /** One sampled reasoning trace (SPEC §2). */
 export interface Trace {

@@ -1,7 +1,9 @@
 import { NrtError } from "../errors.js";
 import type { Model } from "../model/model.js";
-import { type NrtObjective, resolveObjective } from "../nrt/methods.js";
-import { type QuestionGroup, scoreNrtBatch, sftBatch } from "./nrt-batch.js";
+import { defaultObjective, type NrtObjective, resolveObjective } from "../nrt/methods.js";
+import { sequenceOffsets } from "../nrt/weights.js";
+import { snake } from "../util/case.js";
+import { emptyLayout, type QuestionGroup, scoreNrtBatch, sftBatch } from "./nrt-batch.js";
 
 /** An `nrt grad` batch (SPEC §6). */
 export interface GradBatch {
@@ -75,8 +77,9 @@ export function gradBatch(model: Model, batch: GradBatch, grads: Float32Array): 
     // b: the answer's probabilities right after ⟨answer_start⟩, as for the empty trace of an NRT group
     let at = 0;
     const groups = batch.groups.map((g) => {
-      const a = at + g.prompt.length + 1;
-      at += g.prompt.length + 1 + g.answer.length;
+      const offsets = sequenceOffsets(emptyLayout(g));
+      const a = at + offsets.answer;
+      at += offsets.end;
       return {
         R: [],
         R_prime: [],
@@ -88,13 +91,7 @@ export function gradBatch(model: Model, batch: GradBatch, grads: Float32Array): 
     return { loss, groups };
   }
   // batch files use the snake_case keys of SPEC §6; errors name them as written
-  const keys: Record<string, string> = {
-    aggregation: "aggregation",
-    baseline: "baseline",
-    advantage: "advantage",
-    token_weight: "tokenWeight",
-    format_coef: "formatCoef",
-  };
+  const keys: Record<string, string> = Object.fromEntries(Object.keys(defaultObjective).map((k) => [snake(k), k]));
   const camel: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(rest)) {
     if (!Object.hasOwn(keys, k))
@@ -105,8 +102,7 @@ export function gradBatch(model: Model, batch: GradBatch, grads: Float32Array): 
   try {
     objective = resolveObjective(camel);
   } catch (e) {
-    const snake = Object.fromEntries(Object.entries(keys).map(([a, b]) => [b, a]));
-    const where = (e as NrtError).where?.replace(/^objective\.(\w+)/, (_, k: string) => `config.${snake[k] ?? k}`);
+    const where = (e as NrtError).where?.replace(/^objective\.(\w+)/, (_, k: string) => `config.${snake(k)}`);
     throw new NrtError((e as Error).message.replace(/^[^:]*: /, ""), where);
   }
   for (const [i, g] of batch.groups.entries())

@@ -1,3 +1,4 @@
+import { addLossTerms, type LossTerms, sequenceOffsets } from "../nrt/weights.js";
 import type { Trace } from "../rollout/rollout.js";
 import type { ScoredBatch } from "./nrt-batch.js";
 
@@ -58,7 +59,7 @@ export function samplerGap(traces: readonly Trace[][], b: ScoredBatch): Metrics 
   let n = 0;
   for (const s of b.spans) {
     const t = traces[s.group][s.k];
-    const a = s.start + s.promptLen;
+    const a = s.start + sequenceOffsets(s).trace;
     for (let j = 0; j < s.traceLen; j++) {
       const d = Math.abs(t.logprobs[j] - lp[a + j]);
       sum += d;
@@ -69,22 +70,11 @@ export function samplerGap(traces: readonly Trace[][], b: ScoredBatch): Metrics 
   return n ? { "sampler/logprob_gap": sum / n, "sampler/logprob_gap_max": max } : {};
 }
 
-/** The three terms of SPEC §4's loss (each already divided by G·K), from the scores and log-probabilities. */
+/** The three terms of SPEC §4's loss (each already divided by G·K), from the loss weights' own coefficients. */
 export function lossTerms(b: ScoredBatch): Metrics {
-  const lp = b.forward.logprobs;
-  let trace = 0;
-  let answer = 0;
-  let format = 0;
-  for (const s of b.spans) {
-    const sc = b.scores[s.group];
-    const a = s.start + s.promptLen;
-    let nll = 0;
-    for (let j = 0; j <= s.traceLen; j++) nll -= lp[a + j];
-    trace += (sc.traceWeight[s.k] * nll) / s.norm;
-    format += (sc.formatWeight[s.k] * -lp[a + s.traceLen]) / s.norm;
-    for (let i = 0; i < s.answerLen; i++) answer += (sc.s[s.k][i] * -lp[a + s.traceLen + 1 + i]) / s.norm;
-  }
-  return { "loss/trace": trace, "loss/answer": answer, "loss/format": format };
+  const sum: LossTerms = { trace: 0, answer: 0, format: 0 };
+  for (const s of b.spans) addLossTerms(sum, s, b.scores[s.group], s.k, s.norm, b.forward.logprobs, s.start);
+  return { "loss/trace": sum.trace, "loss/answer": sum.answer, "loss/format": sum.format };
 }
 
 export { mean, std };

@@ -1,9 +1,9 @@
-import { Packed } from "../data/pack.js";
+import { nrtSequence, Packed } from "../data/pack.js";
 import type { Scored, SeqBatch } from "../engine/engine.js";
 import type { Model } from "../model/model.js";
 import { type GroupScores, scoreGroup } from "../nrt/group.js";
 import type { NrtObjective } from "../nrt/methods.js";
-import { type SequenceLayout, sftSequenceWeights, traceSequenceWeights } from "../nrt/weights.js";
+import { type SequenceLayout, sequenceOffsets, sftSequenceWeights, traceSequenceWeights } from "../nrt/weights.js";
 
 /** One question with its sampled traces: the unit of SPEC §3 (and of an `nrt grad` batch group). */
 export interface QuestionGroup {
@@ -38,6 +38,11 @@ export interface ScoredBatch {
   weights: Float32Array;
 }
 
+/** The layout of a group's empty-trace sequence prompt ⊕ ⟨answer_start⟩ ⊕ y* (the SFT sequence too). */
+export function emptyLayout(q: Pick<QuestionGroup, "prompt" | "answer">): SequenceLayout {
+  return { promptLen: q.prompt.length, traceLen: 0, answerLen: q.answer.length };
+}
+
 /** A batch packed for scoring: the sequences, where each trace's sits, and each group's empty-trace sequence. */
 export interface NrtPack {
   packed: Packed;
@@ -59,14 +64,14 @@ export function packNrtBatch(groups: readonly QuestionGroup[], answerStartId: nu
   const emptyStarts: number[] = [];
   groups.forEach((q, g) => {
     const seen = new Map<string, number>();
-    const empty = packed.add([...q.prompt, answerStartId, ...q.answer]);
+    const empty = packed.add(nrtSequence(q.prompt, [], answerStartId, q.answer));
     emptyStarts.push(empty);
     seen.set("", empty);
     q.traces.forEach((tr, k) => {
       const key = tr.tokens.join(",");
       let start = seen.get(key);
       if (start === undefined) {
-        start = packed.add([...q.prompt, ...tr.tokens, answerStartId, ...q.answer]);
+        start = packed.add(nrtSequence(q.prompt, tr.tokens, answerStartId, q.answer));
         seen.set(key, start);
       }
       const norm = groups.length * q.traces.length;
@@ -93,13 +98,13 @@ export function scorePacked(
 ): ScoredBatch {
   const { packed, seqs, spans, emptyStarts } = pack;
   const lp = forward.logprobs;
-  const answerLogprobs = (start: number, P: number, Z: number, T: number): number[] => {
-    const a = start + P + Z + 1;
-    return Array.from(lp.subarray(a, a + T));
+  const answerLogprobs = (start: number, layout: SequenceLayout): number[] => {
+    const a = start + sequenceOffsets(layout).answer;
+    return Array.from(lp.subarray(a, a + layout.answerLen));
   };
   const logc: number[][][] = groups.map(() => []);
-  for (const s of spans) logc[s.group].push(answerLogprobs(s.start, s.promptLen, s.traceLen, s.answerLen));
-  const logb = groups.map((q, g) => answerLogprobs(emptyStarts[g], q.prompt.length, 0, q.answer.length));
+  for (const s of spans) logc[s.group].push(answerLogprobs(s.start, s));
+  const logb = groups.map((q, g) => answerLogprobs(emptyStarts[g], emptyLayout(q)));
   const scores = groups.map((q, g) =>
     scoreGroup({ objective, logc: logc[g], logb: logb[g], emitted: q.traces.map((t) => t.emitted) }),
   );
@@ -130,7 +135,7 @@ function addAt(w: Float32Array, at: number, add: Float32Array): void {
 export function ratioWeights(batch: ScoredBatch, oldLogprobs: Float32Array, newLogprobs: Float32Array): Float32Array {
   const w = new Float32Array(batch.packed.length);
   for (const s of batch.spans) {
-    const a = s.start + s.promptLen;
+    const a = s.start + sequenceOffsets(s).trace;
     const ratios = new Float64Array(s.traceLen + 1);
     for (let j = 0; j <= s.traceLen; j++) ratios[j] = Math.exp(newLogprobs[a + j] - oldLogprobs[a + j]);
     addAt(w, s.start, traceSequenceWeights(s, batch.scores[s.group], s.k, s.norm, ratios));
@@ -146,7 +151,7 @@ export function packSft(
   const packed = new Packed();
   const weights: number[] = [];
   for (const q of groups) {
-    packed.add([...q.prompt, answerStartId, ...q.answer]);
+    packed.add(nrtSequence(q.prompt, [], answerStartId, q.answer));
     for (const x of sftSequenceWeights(q.prompt.length, q.answer.length, groups.length)) weights.push(x);
   }
   return { packed, seqs: packed.arrays(), weights: Float32Array.from(weights) };

@@ -14,7 +14,8 @@
 
 import { appendFileSync, existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import type { TrainConfig } from "../config/train-config.js";
+import { keysWith } from "../config/schema.js";
+import { type TrainConfig, trainFields } from "../config/train-config.js";
 import { type Example, recordExamples } from "../data/format.js";
 import { readQaFile } from "../data/qa.js";
 import { type Engine, type Pending, wait } from "../engine/engine.js";
@@ -68,22 +69,8 @@ export function objectiveOf(cfg: TrainConfig): NrtObjective | null {
 
 const TIMING = (k: string): boolean => k.startsWith("time/") || k.endsWith("_per_s");
 
-/** Keys whose change does not alter a run, so `--resume` may be given them anew. */
-const RESUME_FREE = new Set([
-  "steps",
-  "progress",
-  "threads",
-  "out",
-  "samplesEvery",
-  "onNan",
-  "engineUrl",
-  "engineTimeout",
-  "engineRetries",
-  "samplerUrl",
-  "samplerDir",
-  "samplerModel",
-  "samplerReload",
-]);
+/** Keys whose change does not alter a run, so `--resume` may be given them anew (`resumable` in the schema). */
+const RESUME_FREE = keysWith(trainFields, (f) => f.resumable === true);
 
 /**
  * Trains per `cfg`; with `resume`, continues the run in cfg.out from its latest checkpoint. Synchronous: the

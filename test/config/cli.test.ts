@@ -8,9 +8,9 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import * as configCmd from "../../src/cli/commands/config.js";
 import * as trainCmd from "../../src/cli/commands/train.js";
 import { resolveTrainConfig } from "../../src/cli/commands/train.js";
-import { kebab } from "../../src/config/schema.js";
 import { trainFields } from "../../src/config/train-config.js";
 import { NrtError } from "../../src/errors.js";
+import { kebab } from "../../src/util/case.js";
 
 const dir = mkdtempSync(join(tmpdir(), "nrt-config-"));
 const file = (name: string, text: string) => {

@@ -5,10 +5,11 @@
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type AdamWSettings, EngineError, type SeqBatch } from "../../src/engine/engine.js";
+import { EngineError, type SeqBatch } from "../../src/engine/engine.js";
 import { NativeEngine } from "../../src/engine/native.js";
 import { openTinker, type TinkerOptions } from "../../src/engine/tinker.js";
 import { loadModelDir } from "../../src/io/model-dir.js";
+import type { AdamWSettings } from "../../src/model/native.js";
 import { setThreads } from "../../src/model/native.js";
 import { trainAsync } from "../../src/train/trainer.js";
 import { expectAllclose } from "../helpers/allclose.js";

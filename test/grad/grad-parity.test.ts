@@ -15,7 +15,7 @@
 // wrong advantage or token weight) miss by 2e-1 to 1e+0 of the scale, i.e. 2000x the tolerance or more.
 //
 // Two cases check SPEC §3's "A = 0" where the rewards are equal in exact arithmetic (IDENTICAL, NOISE_WINNER
-// below); they fail against nrt as of this writing, see the comment there.
+// below), which float32 noise would break; see the comment there.
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -164,12 +164,13 @@ const CONTROLS: { of: string; change: Record<string, unknown>; what: string }[] 
 ];
 
 /**
- * Float-noise cases: SPEC §3 gives every A_k = 0 here in exact arithmetic. nrt currently gets O(1) advantages: its
- * engine returns float32 log-probabilities that depend on where a sequence sits in the packed batch (the same
- * sequence packed twice differs in the last bits), so equal rewards differ by ~1e-8, which is above group_std's
- * 1e-12 threshold (IDENTICAL), and the empty trace's c differs from b, so max(0, R − f(b)) is ~1e-8 instead of 0
- * (NOISE_WINNER); group_std then scales that noise to ±0.5…1.5. In NOISE_WINNER the sequences differ, so the
- * loss and the gradient are wrong too.
+ * Float-noise cases: SPEC §3 gives every A_k = 0 here in exact arithmetic. The engine's float32 log-probabilities
+ * depend on where a sequence sits in the packed batch (the same sequence packed twice differs in the last bits), so
+ * if equal sequences were scored apart, equal rewards would differ by ~1e-8, above group_std's 1e-12 threshold
+ * (IDENTICAL), and an empty trace's c would differ from b, making max(0, R − f(b)) ~1e-8 instead of 0
+ * (NOISE_WINNER); group_std would scale that noise to ±0.5…1.5, and in NOISE_WINNER the loss and gradient would be
+ * wrong too. nrt passes them because packNrtBatch (src/train/nrt-batch.ts) packs each distinct sequence of a group
+ * once, the empty trace included, so equal traces get bit-equal rewards.
  * IDENTICAL: group 0's K traces are one trace repeated, so the R'_k are equal and group_std's std is 0.
  * NOISE_WINNER: RLPR (am, clip, group_std) where, in group 0, no trace beats the empty trace: every
  * R'_k = max(0, R_k − f(b)) is 0, the empty trace's (k = 1) because its sequence is the empty-trace sequence (c = b).

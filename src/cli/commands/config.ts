@@ -1,9 +1,9 @@
 import type { Command } from "commander";
 import YAML from "yaml";
 import { addFieldOptions } from "../../config/commander.js";
-import { snake } from "../../config/schema.js";
 import { trainFields } from "../../config/train-config.js";
 import { NrtError } from "../../errors.js";
+import { snake } from "../../util/case.js";
 import { resolveTrainConfig } from "./train.js";
 
 /** The configuration under its config-file keys (snake_case); unset optional settings are left out. */

@@ -7,6 +7,7 @@ import { NrtError } from "../../errors.js";
 import { exportGguf, type GgufDtype } from "../../export/to-gguf.js";
 import { exportVerlNrt } from "../../export/verl-nrt.js";
 import { RUN_CONFIG } from "../../train/run-dir.js";
+import { kebab, snakeKeys } from "../../util/case.js";
 import { readConfigFile } from "./train.js";
 
 const FORMATS = ["gguf", "verl-nrt"] as const;
@@ -64,8 +65,6 @@ export function register(program: Command): void {
     });
 }
 
-const kebab = (s: string): string => s.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
-
 function verlNrt(pos: string | undefined, o: ExportOptions): void {
   if (o.name !== undefined) throw new NrtError("only for --format gguf", "--name");
   if (o.dtype !== "f32") throw new NrtError("only for --format gguf (verl-nrt writes the model in F32)", "--dtype");
@@ -100,9 +99,7 @@ function exportSettings(
     const train = readConfigFile(runCfg).train;
     if (typeof train !== "object" || train === null || Array.isArray(train))
       throw new NrtError(`not an nrt run configuration (no "train" mapping)`, runCfg);
-    file = Object.fromEntries(
-      Object.entries(train).map(([k, v]) => [k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`), v]),
-    );
+    file = snakeKeys(train as Record<string, unknown>);
     resolve(file, runCfg);
     from.push(runCfg);
   }

@@ -1,8 +1,8 @@
 import type { Command } from "commander";
 import { NrtError } from "../../errors.js";
 import { loadModel } from "../../io/load.js";
+import { generate } from "../../model/generate.js";
 import { setThreads } from "../../model/native.js";
-import { generate } from "../../rollout/generate.js";
 import { parseIntArg } from "../args.js";
 
 export function register(program: Command): void {

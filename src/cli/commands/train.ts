@@ -7,6 +7,7 @@ import { type TrainConfig, trainFields } from "../../config/train-config.js";
 import { NrtError } from "../../errors.js";
 import { RUN_CONFIG } from "../../train/run-dir.js";
 import { trainAsync } from "../../train/trainer.js";
+import { snakeKeys } from "../../util/case.js";
 
 /** Reads a YAML or JSON config file into an object of snake_case keys. */
 export function readConfigFile(path: string): Record<string, unknown> {
@@ -36,11 +37,7 @@ export function resolveTrainConfig(o: Record<string, unknown>, positionalModel?:
     const runCfg = readConfigFile(runPath).train;
     if (typeof runCfg !== "object" || runCfg === null || Array.isArray(runCfg))
       throw new NrtError(`not an nrt run configuration (no "train" mapping)`, runPath);
-    file = {
-      ...Object.fromEntries(
-        Object.entries(runCfg).map(([k, v]) => [k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`), v]),
-      ),
-    };
+    file = snakeKeys(runCfg as Record<string, unknown>);
     cli.out = o.resume;
   }
   let cfg: ReturnType<typeof resolveFields<typeof trainFields>>;
