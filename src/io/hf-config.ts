@@ -96,6 +96,22 @@ export function parseHfConfig(json: unknown, where: string): ModelConfig {
     }
     maxWindowLayers = layers as number;
     if (use && get("sliding_window") !== null) slidingWindow = size("sliding_window", DEFAULT_WINDOW);
+    // transformers >= 4.53 may save the per-layer choice as layer_types, which then wins over max_window_layers
+    const types = get("layer_types");
+    if (types != null) {
+      const ok = ["full_attention", "sliding_attention"];
+      if (!Array.isArray(types) || types.length !== numLayers || !types.every((t) => ok.includes(t as string))) {
+        throw fail(
+          "layer_types",
+          `must list "full_attention" or "sliding_attention" for each of the ${numLayers} layers`,
+        );
+      }
+      const first = types.indexOf("sliding_attention");
+      maxWindowLayers = first < 0 ? numLayers : first;
+      if (types.slice(maxWindowLayers).some((t) => t !== "sliding_attention")) {
+        throw fail("layer_types", "nrt supports sliding_attention on a last run of layers only (as max_window_layers)");
+      }
+    }
   }
   const tokenId = (key: string): number | null => {
     let v = get(key);

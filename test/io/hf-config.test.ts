@@ -213,6 +213,16 @@ describe("parseHfConfig", () => {
     });
     const windowed = parseHfConfig({ ...qwen25, use_sliding_window: true, sliding_window: 4096 }, "c");
     expect(windowed).toMatchObject({ slidingWindow: 4096, maxWindowLayers: 21 });
+    // layer_types (transformers >= 4.53) wins over max_window_layers
+    const types = (k: number) =>
+      Array.from({ length: 24 }, (_, i) => (i >= k ? "sliding_attention" : "full_attention"));
+    const typed = { ...qwen25, use_sliding_window: true, sliding_window: 4096, layer_types: types(20) };
+    expect(parseHfConfig(typed, "c")).toMatchObject({ slidingWindow: 4096, maxWindowLayers: 20 });
+    expect(parseHfConfig({ ...typed, layer_types: types(24) }, "c").maxWindowLayers).toBe(24);
+    const mixed = [...types(20)];
+    mixed[3] = "sliding_attention";
+    expect(refusal({ ...typed, layer_types: mixed })).toMatch(/: layer_types: .*last run of layers/);
+    expect(refusal({ ...typed, layer_types: types(20).slice(1) })).toMatch(/: layer_types: must list/);
     expect(parseHfConfig(qwen3, "c")).toMatchObject({
       modelType: "qwen3",
       qkvBias: false,
