@@ -8,11 +8,16 @@
 // tensor's scale; we allow 1e-4 of the scale (atol = 1e-4 · max|ref|, plus rtol 1e-3 elementwise), 30-100x above
 // the noise measured, while a wrong sign, a missing term or a mask off by one moves entries by O(1) of the scale
 // (the negative controls below check that such a change is far outside the tolerance).
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { loadModelDir } from "../../src/io/model-dir.js";
 import type { ModelConfig } from "../../src/model/config.js";
 import type { Model } from "../../src/model/model.js";
 import { setThreads } from "../../src/model/native.js";
 import { expectAllclose, maxDiff } from "../helpers/allclose.js";
+import { FAMILY_FIXTURES, writeFamilyDir } from "../helpers/family-models.js";
 import { type Batch, type EngineRun, maxAbs, randomBatch, randomModel, runEngine } from "./random-model.js";
 import { type RefResult, refJob, runReference } from "./reference.js";
 
@@ -231,4 +236,62 @@ describe("engine vs PyTorch reference (float64)", () => {
       );
     }
   });
+});
+
+// Each family's checkpoint as published, in bfloat16 (test/helpers/family-models.ts, real tokenizers' vocab sizes):
+// read from the file, the engine's logits and every gradient match the reference run on the same numbers.
+describe("bfloat16 checkpoints of each family vs PyTorch reference (float64)", () => {
+  let runs: { name: string; model: Model; engine: EngineRun; ref: RefResult }[] | undefined;
+  const get = () => {
+    if (runs) return runs;
+    const tmp = mkdtempSync(join(tmpdir(), "nrt-parity-bf16-"));
+    try {
+      const cases = FAMILY_FIXTURES.map((f, i) => {
+        const dir = join(tmp, f.name);
+        writeFamilyDir(dir, f, "bfloat16", 300 + i);
+        const model = loadModelDir(dir).model;
+        const batch = randomBatch([7, 1, 20], model.config.vocabSize, 400 + i);
+        return { name: f.name, model, batch, engine: runEngine(model, batch) };
+      });
+      const refs = runReference(
+        cases.map((c) => refJob(c.model, c.batch.tokens, c.batch.seqLens, c.batch.weights, "float64")),
+      );
+      runs = cases.map((c, i) => ({ ...c, ref: refs[i] }));
+      return runs;
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
+  };
+  for (const f of FAMILY_FIXTURES) {
+    it(`${f.name}: bf16 values read, logits and every gradient match`, () => {
+      const { model, engine, ref } = get().find((r) => r.name === f.name)!;
+      // every parameter is a bfloat16 number (its low 16 bits are zero)
+      const bits = new Uint32Array(model.params.buffer, model.params.byteOffset, model.params.length);
+      expect(bits.every((b) => (b & 0xffff) === 0)).toBe(true);
+      const name = `${f.name} bf16`;
+      note(name, "logits", maxDiff(engine.logits, ref.logits).diff);
+      expectAllclose(engine.logits, ref.logits, {
+        atol: 1e-4 * maxAbs(ref.logits),
+        rtol: 1e-4,
+        what: `${name} logits`,
+      });
+      let worstAbs = 0;
+      let worstRel = 0;
+      for (const p of model.table) {
+        const r = ref.grads[p.name];
+        const scale = maxAbs(r);
+        expect(scale, `${p.name} has a zero reference gradient`).toBeGreaterThan(0);
+        const d = maxDiff(model.view(p.name, engine.grads), r).diff;
+        worstAbs = Math.max(worstAbs, d);
+        worstRel = Math.max(worstRel, d / scale);
+        expectAllclose(model.view(p.name, engine.grads), r, {
+          atol: 1e-4 * scale,
+          rtol: 1e-3,
+          what: `${name} ${p.name}`,
+        });
+      }
+      note(name, "grad abs", worstAbs);
+      note(name, "grad rel", worstRel);
+    });
+  }
 });
