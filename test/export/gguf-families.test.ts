@@ -9,11 +9,12 @@ import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:f
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { getLlama, type Llama, type Token } from "node-llama-cpp";
+import { getLlama, type Llama, type LlamaContext, type LlamaModel, type Token } from "node-llama-cpp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { llama3RopeFactors } from "../../src/export/gguf-llama.js";
 import { ggufTensorF32, readGguf } from "../../src/export/gguf-read.js";
 import { loadModel } from "../../src/io/load.js";
+import { maxDiff } from "../helpers/allclose.js";
 import { ensureBuilt } from "../helpers/ensure-built.js";
 import { FAMILY_FIXTURES, writeFamilyDir } from "../helpers/family-models.js";
 
@@ -22,12 +23,16 @@ const tmp = mkdtempSync(join(tmpdir(), "nrt-gguf-families-"));
 const PROMPT = "The quick brown fox jumps over";
 const N = 32;
 let llama: Llama;
+/** max |p_llama.cpp − p_nrt| per case, printed at the end */
+const worst: Record<string, number> = {};
 
 beforeAll(async () => {
   ensureBuilt("src/cli/commands/sample.ts", "src/cli/commands/export.ts");
   llama = await getLlama({ gpu: false, build: "never", progressLogs: false, logLevel: "error" });
 }, 60_000);
 afterAll(async () => {
+  if (Object.keys(worst).length > 0)
+    console.table(Object.fromEntries(Object.entries(worst).map(([k, v]) => [k, v.toExponential(1)])));
   await llama?.dispose();
   rmSync(tmp, { recursive: true, force: true });
 });
@@ -38,8 +43,11 @@ function nrt(...args: string[]) {
   return r;
 }
 
-/** llama.cpp's greedy continuation of `prompt` (ids), up to `n` tokens or its first end-of-generation token. */
-async function llamaCppGreedy(path: string, prompt: number[], n: number, eos: number): Promise<number[]> {
+/** The model at `path` loaded in llama.cpp, with a context computing in F32, passed to `use`. */
+async function withLlamaCpp<T>(
+  path: string,
+  use: (model: LlamaModel, context: LlamaContext) => Promise<T>,
+): Promise<T> {
   const model = await llama.loadModel({ modelPath: path, gpuLayers: 0 });
   try {
     // an F32 KV cache (llama.cpp's default is F16, ~1e-3 off) and no flash attention: llama.cpp computes in F32
@@ -52,20 +60,43 @@ async function llamaCppGreedy(path: string, prompt: number[], n: number, eos: nu
       experimentalKvCacheValueType: "F32",
     });
     try {
-      const out: number[] = [];
-      for await (const t of context
-        .getSequence()
-        .evaluate(prompt as Token[], { temperature: 0, yieldEogToken: true })) {
-        out.push(t);
-        if (out.length >= n || t === eos || model.isEogToken(t)) break;
-      }
-      return out;
+      return await use(model, context);
     } finally {
       await context.dispose();
     }
   } finally {
     await model.dispose();
   }
+}
+
+/** llama.cpp's greedy continuation of `prompt` (ids), up to `n` tokens or its first end-of-generation token. */
+function llamaCppGreedy(path: string, prompt: number[], n: number, eos: number): Promise<number[]> {
+  return withLlamaCpp(path, async (model, context) => {
+    const out: number[] = [];
+    const options = { temperature: 0, yieldEogToken: true };
+    for await (const t of context.getSequence().evaluate(prompt as Token[], options)) {
+      out.push(t);
+      if (out.length >= n || t === eos || model.isEogToken(t)) break;
+    }
+    return out;
+  });
+}
+
+/** llama.cpp's next-token distribution (temperature 1, no truncation) after every position of `seq`: (T, V). */
+function llamaCppProbs(path: string, seq: number[], V: number): Promise<Float64Array> {
+  return withLlamaCpp(path, async (_model, context) => {
+    const options = { temperature: 1, topK: 0, topP: 1, minP: 0 };
+    const res = await context
+      .getSequence()
+      .controlledEvaluate(seq.map((t) => [t as Token, { generateNext: { probabilities: true, options } }]));
+    const out = new Float64Array(seq.length * V);
+    res.forEach((r, i) => {
+      const probs = r?.next.probabilities;
+      if (probs?.size !== V) throw new Error(`llama.cpp gave ${probs?.size} probabilities at ${i}, not all ${V}`);
+      for (const [t, p] of probs) out[i * V + t] = p;
+    });
+    return out;
+  });
 }
 
 for (const f of FAMILY_FIXTURES) {
@@ -119,6 +150,30 @@ for (const f of FAMILY_FIXTURES) {
         const theirs = await llamaCppGreedy(path, prompt, N, tokenizer.eosId ?? -1);
         expect(theirs).toEqual(ours);
         expect(ours).toHaveLength(N); // the fixtures do not stop early, so all 32 tokens are compared
+      }, 60_000);
+
+      it("llama.cpp's next-token probabilities at every position equal nrt's (float32 rounding)", async () => {
+        const { model, tokenizer } = loadModel(dir);
+        const V = model.config.vocabSize;
+        const seq = [
+          ...(tokenizer.bosId !== null ? [tokenizer.bosId] : []),
+          ...tokenizer.encode(`${PROMPT} the lazy dog`),
+        ];
+        model.runner.forward(Int32Array.from(seq), Int32Array.of(seq.length));
+        const logits = model.runner.logits();
+        const ours = new Float64Array(seq.length * V);
+        for (let i = 0; i < seq.length; i++) {
+          const row = logits.subarray(i * V, (i + 1) * V);
+          let mx = -Infinity;
+          for (const x of row) mx = Math.max(mx, x);
+          let z = 0;
+          for (const x of row) z += Math.exp(x - mx);
+          for (let v = 0; v < V; v++) ours[i * V + v] = Math.exp(row[v] - mx) / z;
+        }
+        const theirs = await llamaCppProbs(path, seq, V);
+        const d = maxDiff(theirs, ours).diff;
+        worst[`${f.name} ${dtype}`] = d;
+        expect(d).toBeLessThan(1e-4);
       }, 60_000);
     });
   }
