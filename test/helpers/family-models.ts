@@ -1,6 +1,6 @@
 // One small random checkpoint per model family (SPEC §6), built around a real tokenizer from test/fixtures/tokenizers
-// (Llama-3's for the Llama family, Qwen2's with the Qwen2.5 chat template for Qwen2 and Qwen3), in float32 or
-// bfloat16. Weights are random but far from uniform (matrices N(0, 0.35²), norms 1 + N(0, 0.2²), biases N(0, 0.3²)),
+// (Llama-3's for the Llama family, plain and with either RoPE scaling; Qwen2's with the Qwen2.5 chat template for
+// Qwen2 and Qwen3), in float32 or bfloat16. Weights are random but far from uniform (matrices N(0, 0.35²), norms 1 + N(0, 0.2²), biases N(0, 0.3²)),
 // so that greedy continuations are decided by clear margins. Not a test file.
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -17,6 +17,8 @@ export interface FamilyFixture {
   name: string;
   tokenizer: "llama3" | "qwen2";
   over: Partial<ModelConfig>;
+  /** the weights' seed (default 1), chosen where needed so that greedy runs do not stop within 32 tokens */
+  seed?: number;
 }
 
 /** Llama-3's specials, after the cropped vocabulary's 2,000 ids (the real ones sit at 128000 and 128001) */
@@ -27,6 +29,12 @@ const QWEN_EOS = 2002;
 
 const small = { hiddenSize: 64, intermediateSize: 96, numLayers: 2, numHeads: 4, numKvHeads: 2 };
 export const FAMILY_FIXTURES: FamilyFixture[] = [
+  {
+    name: "llama",
+    tokenizer: "llama3",
+    over: { ...small, ropeTheta: 5e5, vocabSize: 2002, bosTokenId: LLAMA3_BOS, eosTokenId: LLAMA3_EOS },
+    seed: 3,
+  },
   {
     // head size 16, theta 1e4, original context 64: wavelengths 6.3 (kept), 20 and 63 (blended), the rest / 8
     name: "llama-rope-llama3",
@@ -109,7 +117,7 @@ export function tokenizerFiles(f: FamilyFixture): Record<string, string> {
 }
 
 /** The fixture's random model, deterministic in `seed`. */
-export function familyModel(f: FamilyFixture, seed = 1): Model {
+export function familyModel(f: FamilyFixture, seed = f.seed ?? 1): Model {
   const model = new Model(llamaConfig({ maxPositionEmbeddings: 256, ...f.over }));
   const rng = new Rng(seed);
   for (const p of model.table) {
@@ -122,7 +130,12 @@ export function familyModel(f: FamilyFixture, seed = 1): Model {
 }
 
 /** Writes the fixture as a model directory at `dir` (float32, or bfloat16 tensors); returns its model. */
-export function writeFamilyDir(dir: string, f: FamilyFixture, dtype: "float32" | "bfloat16", seed = 1): Model {
+export function writeFamilyDir(
+  dir: string,
+  f: FamilyFixture,
+  dtype: "float32" | "bfloat16",
+  seed = f.seed ?? 1,
+): Model {
   const model = familyModel(f, seed);
   saveModelDir(dir, model, tokenizerFiles(f));
   if (dtype === "bfloat16") toBf16Dir(dir);
