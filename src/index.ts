@@ -23,8 +23,8 @@ export type { LoadedModel } from "./io/load.js";
 export { loadModel } from "./io/load.js";
 export { loadModelDir, resolveModelDir, saveModelDir } from "./io/model-dir.js";
 export { readSafetensors, writeSafetensors } from "./io/safetensors.js";
-export type { Architecture, ModelConfig } from "./model/config.js";
-export { llamaConfig } from "./model/config.js";
+export type { Architecture, Family, ModelConfig, RopeScaling } from "./model/config.js";
+export { FAMILIES, llamaConfig } from "./model/config.js";
 export { Model } from "./model/model.js";
 export type {
   AdamWSettings,

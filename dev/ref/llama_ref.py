@@ -1,10 +1,12 @@
 #!/usr/bin/python3
-"""Independent PyTorch reference for nrt's Llama / Mistral engine (the gradient oracle, STYLE.md example 5).
+"""Independent PyTorch reference for nrt's engine, every family (the gradient oracle, STYLE.md example 5).
 
-Written from the Hugging Face modeling definitions (LlamaForCausalLM, MistralForCausalLM), without importing
-transformers: RMSNorm, half-split rotate_half RoPE, grouped-query attention via repeat_kv, SwiGLU MLP, the Mistral
-sliding window of SPEC §6 (query i attends to keys j with 0 <= i - j < W; W = 0 or null means full causal), and a
-tied or untied lm_head. Gradients come from torch.autograd, so nothing here shares code or derivations with the
+Written from the Hugging Face modeling definitions (LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM,
+Qwen3ForCausalLM) and modeling_rope_utils' semantics, without importing transformers: RMSNorm, half-split
+rotate_half RoPE (plain, or with `linear` / `llama3` frequency scaling), grouped-query attention via repeat_kv,
+SwiGLU MLP, the sliding window of SPEC §6 (query i attends to keys j with 0 <= i - j < W; W = 0 or null means full
+causal; with maxWindowLayers only layers >= it have the window, as Qwen2's layer_types), Qwen2's q/k/v projection
+biases, Qwen3's per-head q/k RMSNorm before RoPE, and a tied or untied lm_head. Gradients come from torch.autograd, so nothing here shares code or derivations with the
 engine's hand-written backward pass.
 
 Usage
@@ -15,7 +17,9 @@ A job may also be a JSON list of jobs, answered by a list of results in the same
 Job (one JSON object)
     config   ModelConfig fields, nrt's camelCase form (src/model/config.ts): vocabSize, hiddenSize,
              intermediateSize, numLayers, numHeads, numKvHeads, headDim (0/absent: hiddenSize / numHeads),
-             rmsNormEps, ropeTheta, tied, slidingWindow (0/null: full causal attention). Other keys are ignored.
+             rmsNormEps, ropeTheta, tied, slidingWindow (0/null: full causal attention), maxWindowLayers (first
+             windowed layer, default 0), ropeScaling (null, {type: "linear", factor} or {type: "llama3", factor,
+             lowFreqFactor, highFreqFactor, originalMaxPositionEmbeddings}), qkvBias, qkNorm. Other keys are ignored.
     params   base64 of the flat float32 little-endian parameter buffer
     table    [{name, shape, offset, size}] — where each Hugging Face tensor lives in that buffer
     tokens   [int], several sequences laid end to end
@@ -33,11 +37,13 @@ a float64 run loses nothing in transit; shapes are given by the job.
     grads     {hfName: base64 (size of that tensor)}: d loss / d parameter, every tensor in the table (with tied
               embeddings there is no lm_head.weight; its gradient is part of model.embed_tokens.weight's)
 
-RoPE follows transformers exactly: inv_freq = 1 / theta ** (arange(0, HS, 2) / HS), the angles and their cos/sin
-computed in float32, then cast to the compute dtype (as LlamaRotaryEmbedding does under any model dtype).
+RoPE follows transformers exactly: inv_freq = 1 / theta ** (arange(0, HS, 2) / HS), scaled as ropeScaling says,
+the angles and their cos/sin computed in float32, then cast to the compute dtype (as LlamaRotaryEmbedding does under
+any model dtype).
 """
 
 import base64
+import math
 import json
 import sys
 
@@ -65,9 +71,31 @@ def rotate_half(x):
     return torch.cat((-x2, x1), dim=-1)
 
 
-def rope_cos_sin(T, head_dim, theta, dtype):
-    # LlamaRotaryEmbedding (default rope type, attention_scaling 1), in float32 like transformers
+def scaled_inv_freq(inv_freq, scaling):
+    """The inverse frequencies under rope_scaling, from the definitions (SPEC §6), as float32 tensor ops."""
+    if not scaling:
+        return inv_freq
+    factor = float(scaling["factor"])
+    if scaling["type"] == "linear":
+        # positions divided by factor, i.e. every frequency divided by it
+        return inv_freq / factor
+    if scaling["type"] != "llama3":
+        raise ValueError(f"unknown rope scaling {scaling['type']}")
+    low, high = float(scaling["lowFreqFactor"]), float(scaling["highFreqFactor"])
+    orig = float(scaling["originalMaxPositionEmbeddings"])
+    wavelen = 2 * math.pi / inv_freq
+    # long wavelengths (beyond orig / low): slowed by factor; short ones (below orig / high): kept;
+    # between them a linear blend in orig / wavelen from low (all scaled) to high (all kept)
+    blend = (orig / wavelen - low) / (high - low)
+    mid = (1 - blend) * inv_freq / factor + blend * inv_freq
+    out = torch.where(wavelen > orig / low, inv_freq / factor, mid)
+    return torch.where(wavelen < orig / high, inv_freq, out)
+
+
+def rope_cos_sin(T, head_dim, theta, dtype, scaling=None):
+    # LlamaRotaryEmbedding (attention_scaling 1 for default, linear and llama3), in float32 like transformers
     inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.int64).float() / head_dim))
+    inv_freq = scaled_inv_freq(inv_freq, scaling)
     position_ids = torch.arange(T, dtype=torch.float32)
     freqs = position_ids[:, None] @ inv_freq[None, :]  # (T, HS/2)
     emb = torch.cat((freqs, freqs), dim=-1)  # (T, HS)
@@ -101,20 +129,28 @@ def forward_sequence(P, cfg, tokens):
     dtype = P["model.embed_tokens.weight"].dtype
     ids = torch.tensor(tokens, dtype=torch.long)
     h = P["model.embed_tokens.weight"][ids]  # (T, C)
-    cos, sin = rope_cos_sin(T, HS, cfg["theta"], dtype)
-    mask = attention_mask(T, cfg["window"], dtype)
+    cos, sin = rope_cos_sin(T, HS, cfg["theta"], dtype, cfg["rope_scaling"])
+    full_mask = attention_mask(T, 0, dtype)
+    window_mask = attention_mask(T, cfg["window"], dtype)
     scaling = HS**-0.5
     for layer in range(L):
         p = f"model.layers.{layer}."
         residual = h
         x = rms_norm(h, P[p + "input_layernorm.weight"], cfg["eps"])
-        q = (x @ P[p + "self_attn.q_proj.weight"].T).view(T, NH, HS).transpose(0, 1)  # (NH, T, HS)
-        k = (x @ P[p + "self_attn.k_proj.weight"].T).view(T, NKV, HS).transpose(0, 1)  # (NKV, T, HS)
-        v = (x @ P[p + "self_attn.v_proj.weight"].T).view(T, NKV, HS).transpose(0, 1)
+        q, k, v = (x @ P[p + f"self_attn.{n}_proj.weight"].T for n in "qkv")
+        if cfg["qkv_bias"]:  # Qwen2: nn.Linear(..., bias=True) on q, k and v
+            q, k, v = (t + P[p + f"self_attn.{n}_proj.bias"] for t, n in zip((q, k, v), "qkv"))
+        q = q.view(T, NH, HS).transpose(0, 1)  # (NH, T, HS)
+        k = k.view(T, NKV, HS).transpose(0, 1)  # (NKV, T, HS)
+        v = v.view(T, NKV, HS).transpose(0, 1)
+        if cfg["qk_norm"]:  # Qwen3: RMSNorm over each head's HS values, before RoPE
+            q = rms_norm(q, P[p + "self_attn.q_norm.weight"], cfg["eps"])
+            k = rms_norm(k, P[p + "self_attn.k_norm.weight"], cfg["eps"])
         q = q * cos + rotate_half(q) * sin
         k = k * cos + rotate_half(k) * sin
         k = repeat_kv(k, NH // NKV)
         v = repeat_kv(v, NH // NKV)
+        mask = window_mask if layer >= cfg["window_from"] else full_mask
         scores = (q @ k.transpose(1, 2)) * scaling + mask  # (NH, T, T)
         probs = torch.softmax(scores, dim=-1)
         y = (probs @ v).transpose(0, 1).reshape(T, NH * HS)
@@ -144,6 +180,10 @@ def run_job(job):
         "theta": float(c.get("ropeTheta", 10000.0)),
         "window": int(c.get("slidingWindow") or 0),
         "tied": bool(c.get("tied", False)),
+        "window_from": int(c.get("maxWindowLayers") or 0),
+        "rope_scaling": c.get("ropeScaling"),
+        "qkv_bias": bool(c.get("qkvBias", False)),
+        "qk_norm": bool(c.get("qkNorm", False)),
     }
     flat = b64_to_f32(job["params"])
     P = {}

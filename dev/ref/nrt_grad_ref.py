@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from llama_ref import forward_sequence  # noqa: E402  (the independent Llama/Mistral forward)
+from llama_ref import forward_sequence  # noqa: E402  (the independent forward of every family)
 
 DEFAULTS = {"aggregation": "ws_nlog", "baseline": "none", "advantage": "group_std", "token_weight": "fixed",
             "format_coef": 0.3}
@@ -105,28 +105,56 @@ def write_safetensors(path, tensors):
 # model directory → parameters and the config dict llama_ref.forward_sequence takes
 # ---------------------------------------------------------------------------------------------------------------
 
+def rope_scaling_of(hf):
+    """config.json's rope_scaling (or rope_parameters) in the form llama_ref takes: None, linear or llama3."""
+    r = hf.get("rope_scaling") or hf.get("rope_parameters")
+    if not r:
+        return None
+    kind = r.get("rope_type", r.get("type", "default"))
+    if kind == "default":
+        return None
+    if kind == "linear":
+        return {"type": "linear", "factor": float(r["factor"])}
+    if kind == "llama3":
+        return {"type": "llama3", "factor": float(r["factor"]), "lowFreqFactor": float(r["low_freq_factor"]),
+                "highFreqFactor": float(r["high_freq_factor"]),
+                "originalMaxPositionEmbeddings": float(r["original_max_position_embeddings"])}
+    raise ValueError(f"config.json: rope_scaling type {kind!r} is not supported")
+
+
 def load_model(dir_, dtype):
     with open(os.path.join(dir_, "config.json")) as f:
         hf = json.load(f)
-    for key, ok in (("rope_scaling", lambda v: v is None), ("attention_bias", lambda v: not v),
+    family = hf.get("model_type")
+    if family not in ("llama", "mistral", "qwen2", "qwen3"):
+        raise ValueError(f"config.json: model_type {family!r} is not supported")
+    for key, ok in (("attention_bias", lambda v: not v), ("mlp_bias", lambda v: not v),
                     ("hidden_act", lambda v: v == "silu")):
-        if key in hf and not ok(hf[key]):
+        if key in hf and not ok(hf[key]) and not (family == "qwen2" and key == "attention_bias"):
             raise ValueError(f"config.json: {key} = {hf[key]!r} is not supported")
     C = int(hf["hidden_size"])
     NH = int(hf["num_attention_heads"])
-    mistral = hf.get("model_type") == "mistral"
-    window = hf.get("sliding_window", 4096) if mistral else None  # MistralConfig's default when the key is absent
+    window, window_from = None, 0
+    if family == "mistral":
+        window = hf.get("sliding_window", 4096)  # MistralConfig's default when the key is absent
+    elif family in ("qwen2", "qwen3") and hf.get("use_sliding_window"):
+        # Qwen2Config: sliding_window only with use_sliding_window, on the layers >= max_window_layers
+        window, window_from = hf.get("sliding_window", 4096), int(hf.get("max_window_layers", 28))
     cfg = {
         "V": int(hf["vocab_size"]),
         "C": C,
         "L": int(hf["num_hidden_layers"]),
         "NH": NH,
         "NKV": int(hf.get("num_key_value_heads") or NH),
-        "HS": int(hf.get("head_dim") or C // NH),
+        "HS": int(hf.get("head_dim") or (128 if family == "qwen3" else C // NH)),
         "eps": float(hf.get("rms_norm_eps", 1e-6)),
         "theta": float(hf.get("rope_theta", 10000.0)),
         "window": int(window or 0),
+        "window_from": window_from,
         "tied": bool(hf.get("tie_word_embeddings", False)),
+        "rope_scaling": rope_scaling_of(hf),
+        "qkv_bias": family == "qwen2",
+        "qk_norm": family == "qwen3",
     }
     raw = read_safetensors(os.path.join(dir_, "model.safetensors"))
     if cfg["tied"]:
@@ -136,6 +164,10 @@ def load_model(dir_, dtype):
         p = f"model.layers.{i}."
         names += [p + "input_layernorm.weight"]
         names += [p + f"self_attn.{x}_proj.weight" for x in "qkvo"]
+        if cfg["qkv_bias"]:
+            names += [p + f"self_attn.{x}_proj.bias" for x in "qkv"]
+        if cfg["qk_norm"]:
+            names += [p + f"self_attn.{x}_norm.weight" for x in "qk"]
         names += [p + "post_attention_layernorm.weight"]
         names += [p + f"mlp.{x}_proj.weight" for x in ("gate", "up", "down")]
     names += ["model.norm.weight"] + ([] if cfg["tied"] else ["lm_head.weight"])

@@ -53,13 +53,37 @@ Config to_config(const Napi::Value& val) {
   c.eps = (float)get_num(o, "rmsNormEps", 1e-5);
   c.theta = (float)get_num(o, "ropeTheta", 10000.0);
   c.window = get_int(o, "slidingWindow", 0, false);
-  Napi::Value t = o.Get("tied");
-  c.tied = t.IsBoolean() && t.As<Napi::Boolean>().Value();
+  c.window_from = get_int(o, "maxWindowLayers", 0, false);
+  auto flag = [&](const char* key) {
+    Napi::Value v = o.Get(key);
+    return v.IsBoolean() && v.As<Napi::Boolean>().Value();
+  };
+  c.tied = flag("tied");
+  c.qkv_bias = flag("qkvBias");
+  c.qk_norm = flag("qkNorm");
+  Napi::Value rs = o.Get("ropeScaling");
+  if (rs.IsObject()) {
+    Napi::Object r = rs.As<Napi::Object>();
+    Napi::Value type = r.Get("type");
+    const std::string ty = type.IsString() ? type.As<Napi::String>().Utf8Value() : "";
+    if (ty == "linear") c.rope.type = nrt::RopeScaling::linear;
+    else if (ty == "llama3") c.rope.type = nrt::RopeScaling::llama3;
+    else fail(env, "ropeScaling.type must be \"linear\" or \"llama3\"");
+    c.rope.factor = (float)get_num(r, "factor", 1.0);
+    c.rope.low_freq = (float)get_num(r, "lowFreqFactor", 1.0);
+    c.rope.high_freq = (float)get_num(r, "highFreqFactor", 4.0);
+    c.rope.orig_max = (float)get_num(r, "originalMaxPositionEmbeddings", 8192.0);
+    if (!(c.rope.factor > 0) || !(c.rope.high_freq > c.rope.low_freq) || !(c.rope.orig_max > 0))
+      fail(env, "ropeScaling needs factor > 0, highFreqFactor > lowFreqFactor and originalMaxPositionEmbeddings > 0");
+  } else if (!rs.IsUndefined() && !rs.IsNull()) {
+    fail(env, "ropeScaling must be an object or null");
+  }
   if (c.V <= 0 || c.C <= 0 || c.L <= 0 || c.NH <= 0 || c.NKV <= 0 || c.HS <= 0 || c.F <= 0)
     fail(env, "config sizes must be positive");
   if (c.NH % c.NKV != 0) fail(env, "numHeads must be a multiple of numKvHeads");
   if (c.HS % 2 != 0) fail(env, "headDim must be even for rotary embeddings");
   if (c.window < 0) fail(env, "slidingWindow must be >= 0");
+  if (c.window_from < 0) fail(env, "maxWindowLayers must be >= 0");
   return c;
 }
 

@@ -6,17 +6,22 @@
 namespace nrt {
 
 void rope_table(float* cos, float* sin, const int32_t* pos, int N, const Config& c) {
-  rope_angles(cos, sin, pos, N, c.HS, c.theta);
+  std::vector<float> inv_freq(c.HS / 2);
+  rope_inv_freq(inv_freq.data(), c.HS, c.theta);
+  if (c.rope.type == RopeScaling::linear) rope_scale_linear(inv_freq.data(), c.HS, c.rope.factor);
+  if (c.rope.type == RopeScaling::llama3)
+    rope_scale_llama3(inv_freq.data(), c.HS, c.rope.factor, c.rope.low_freq, c.rope.high_freq, c.rope.orig_max);
+  rope_angles_freq(cos, sin, pos, N, c.HS, inv_freq.data());
 }
 
 // in the forward pass this was (layer.h):
-//   h1 = rmsnorm(x) ; qkv = rope(h1 @ Wqkv^T) ; y = attention(qkv) ; xm = x + y @ Wo^T
+//   h1 = rmsnorm(x) ; qkv = rope(qknorm(h1 @ Wqkv^T + b)) ; y = attention(qkv) ; xm = x + y @ Wo^T
 //   h2 = rmsnorm(xm) ; gu = h2 @ Wgu^T ; a = swiglu(gu) ; x_out = xm + a @ Wdown^T
 // so now we have, from dres = dL/dx_out (which is also dL/dxm through the residual):
 //   the MLP path into dL/dxm, then the attention path into dL/dx, each kernel's backward in reverse order.
 void layer_backward(float* dres, const LayerWeights<float>& g, const LayerActs& t, const float* att,
                     const LayerWeights<const float>& w, const Config& c, const float* cos, const float* sin,
-                    const PackedSeqs& seqs, const LayerScratch& s, int N) {
+                    const PackedSeqs& seqs, const LayerScratch& s, int N, int window) {
   const int C = c.C, F = c.F, Q = c.Q(), QKV = c.QKV();
   std::fill(s.da, s.da + (size_t)N * F, 0.0f);
   matmul_backward(s.da, g.wdown, dres, t.a, w.wdown, N, F, C);
@@ -28,8 +33,15 @@ void layer_backward(float* dres, const LayerWeights<float>& g, const LayerActs& 
   std::fill(s.dy, s.dy + (size_t)N * Q, 0.0f);
   matmul_backward(s.dy, g.wo, dres, t.y, w.wo, N, Q, C);
   attention_backward_set(s.dqkv, s.dy, att, t.qkv, seqs.seq_start, seqs.att_off, seqs.S, c.NH, c.NKV, c.HS,
-                         c.window);
+                         window);
   rope_backward_table(s.dqkv, cos, sin, N, QKV, 0, c.NH + c.NKV, c.HS);
+  if (c.qk_norm) {
+    const int QK = Q + c.KV(), NHK = c.NH + c.NKV;
+    rmsnorm_heads_backward(s.dqkv, QKV, g.q_norm, t.qk_in, QK, t.qk_rstd, NHK, w.q_norm, N, c.NH, c.HS);
+    rmsnorm_heads_backward(s.dqkv + Q, QKV, g.k_norm, t.qk_in + Q, QK, t.qk_rstd + c.NH, NHK, w.k_norm, N, c.NKV,
+                           c.HS);
+  }
+  if (c.qkv_bias) bias_backward(g.bqkv, s.dqkv, N, QKV);
   std::fill(s.dh, s.dh + (size_t)N * C, 0.0f);
   matmul_backward(s.dh, g.wqkv, s.dqkv, t.h1, w.wqkv, N, C, QKV);
   rmsnorm_backward(dres, g.in_norm, s.dh, t.x, w.in_norm, t.rstd1, N, C);

@@ -1,7 +1,8 @@
 // One transformer layer: the recipe that the training forward (model.cc:model_forward), its backward pass
 // (model.cc:model_backward, through layer_backward) and the KV-cached sampler (sampler.cc:forward_cached_chunk) all
 // run. Pre-norm Llama block, shapes as in kernels.h:
-//   h1 = rmsnorm(x) ; qkv = h1 @ [Wq;Wk;Wv]^T ; rope(q, k) ; y = attend(qkv) ; xm = x + y @ Wo^T
+//   h1 = rmsnorm(x) ; qkv = h1 @ [Wq;Wk;Wv]^T (+ b, Qwen2) ; (per-head rmsnorm of q and k, Qwen3) ; rope(q, k)
+//   y = attend(qkv) ; xm = x + y @ Wo^T
 //   h2 = rmsnorm(xm) ; gu = h2 @ [Wg;Wu]^T ; a = silu(g) * u ; x_out = xm + a @ Wdown^T
 // Only `attend` differs between the paths: causal attention within each packed sequence (training and scoring, which
 // keeps the probabilities for backward) or attention over the KV cache (sampling). What a family or an adapter adds
@@ -23,6 +24,8 @@ struct LayerActs {
   float* h1;       // (N, C)   input_layernorm output
   float* rstd1;    // (N)
   float* qkv;      // (N, QKV) projections, q and k rotated
+  float* qk_in;    // (N, Q+KV) qk_norm only: q and k before their norm, else null
+  float* qk_rstd;  // (N, NH+NKV) qk_norm only: each head's 1/rms, else null
   float* y;        // (N, Q)   attention output before o_proj
   float* xm;       // (N, C)   residual after attention
   float* h2;       // (N, C)   post_attention_layernorm output
@@ -42,6 +45,12 @@ void layer_forward(const LayerActs& t, const LayerWeights<const float>& w, const
   const int C = c.C, F = c.F, Q = c.Q(), QKV = c.QKV();
   rmsnorm_forward(t.h1, t.rstd1, t.x, w.in_norm, N, C, c.eps);
   matmul_forward(t.qkv, t.h1, w.wqkv, N, C, QKV, false);
+  if (c.qkv_bias) bias_forward(t.qkv, w.bqkv, N, QKV);
+  if (c.qk_norm) {
+    const int QK = Q + c.KV(), NHK = c.NH + c.NKV;
+    rmsnorm_heads_forward(t.qkv, QKV, t.qk_in, QK, t.qk_rstd, NHK, w.q_norm, N, c.NH, c.HS, c.eps);
+    rmsnorm_heads_forward(t.qkv + Q, QKV, t.qk_in + Q, QK, t.qk_rstd + c.NH, NHK, w.k_norm, N, c.NKV, c.HS, c.eps);
+  }
   rope_forward_table(t.qkv, cos, sin, N, QKV, 0, c.NH + c.NKV, c.HS);
   attend(t.y, (const float*)t.qkv);
   if (t.xm != t.x) std::memcpy(t.xm, t.x, sizeof(float) * N * C);
@@ -67,11 +76,11 @@ struct LayerScratch {
   float *dh, *da, *dgu, *dy, *dqkv;
 };
 
-// The backward of layer_forward with packed attention (att: this layer's probabilities). dres holds dL/dx_out on
-// entry and dL/dx on return; the weight gradients ACCUMULATE into g.
+// The backward of layer_forward with packed attention (att: this layer's probabilities, window its sliding window).
+// dres holds dL/dx_out on entry and dL/dx on return; the weight gradients ACCUMULATE into g.
 void layer_backward(float* dres, const LayerWeights<float>& g, const LayerActs& t, const float* att,
                     const LayerWeights<const float>& w, const Config& c, const float* cos, const float* sin,
-                    const PackedSeqs& seqs, const LayerScratch& s, int N);
+                    const PackedSeqs& seqs, const LayerScratch& s, int N, int window);
 
 // The head: hf = rmsnorm(x) (rstd saved), logits (N, V) = hf @ lm_head^T.
 void head_forward(float* logits, float* hf, float* rstd, const float* x, const Weights<const float>& w,

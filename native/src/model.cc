@@ -30,6 +30,15 @@ std::vector<ParamInfo> param_table(const Config& c) {
     add(p + "self_attn.q_proj.weight", {c.Q(), c.C}, true);
     add(p + "self_attn.k_proj.weight", {c.KV(), c.C}, true);
     add(p + "self_attn.v_proj.weight", {c.KV(), c.C}, true);
+    if (c.qkv_bias) {
+      add(p + "self_attn.q_proj.bias", {c.Q()}, false);
+      add(p + "self_attn.k_proj.bias", {c.KV()}, false);
+      add(p + "self_attn.v_proj.bias", {c.KV()}, false);
+    }
+    if (c.qk_norm) {
+      add(p + "self_attn.q_norm.weight", {c.HS}, false);
+      add(p + "self_attn.k_norm.weight", {c.HS}, false);
+    }
     add(p + "self_attn.o_proj.weight", {c.C, c.Q()}, true);
     add(p + "post_attention_layernorm.weight", {c.C}, false);
     add(p + "mlp.gate_proj.weight", {c.F, c.C}, true);
@@ -71,9 +80,14 @@ static Weights<T> views(const Config& c, T* base) {
   w.embed = base + find("model.embed_tokens.weight").offset;
   for (int l = 0; l < c.L; l++) {
     const std::string p = "model.layers." + std::to_string(l) + ".";
+    auto opt = [&](bool on, const std::string& name) -> T* { return on ? base + find(name).offset : nullptr; };
     w.layers.push_back({base + find(p + "input_layernorm.weight").offset,
                         fused({p + "self_attn.q_proj.weight", p + "self_attn.k_proj.weight",
                                p + "self_attn.v_proj.weight"}),
+                        c.qkv_bias ? fused({p + "self_attn.q_proj.bias", p + "self_attn.k_proj.bias",
+                                            p + "self_attn.v_proj.bias"})
+                                   : nullptr,
+                        opt(c.qk_norm, p + "self_attn.q_norm.weight"), opt(c.qk_norm, p + "self_attn.k_norm.weight"),
                         base + find(p + "self_attn.o_proj.weight").offset,
                         base + find(p + "post_attention_layernorm.weight").offset,
                         fused({p + "mlp.gate_proj.weight", p + "mlp.up_proj.weight"}),
@@ -93,8 +107,10 @@ static void resize(std::vector<float>& v, size_t n) {
 // Layer l's slice of the saved activations.
 static LayerActs layer_acts(Activations& A, const Config& c, int l) {
   const size_t N = A.N, C = c.C, F = c.F;
+  float* qk_in = c.qk_norm ? A.qk_in.data() + l * N * (c.Q() + c.KV()) : nullptr;
+  float* qk_rstd = c.qk_norm ? A.qk_rstd.data() + l * N * (c.NH + c.NKV) : nullptr;
   return {A.x.data() + l * N * C,      A.h1.data() + l * N * C, A.rstd1.data() + l * N,
-          A.qkv.data() + l * N * c.QKV(), A.y.data() + l * N * c.Q(), A.xm.data() + l * N * C,
+          A.qkv.data() + l * N * c.QKV(), qk_in, qk_rstd, A.y.data() + l * N * c.Q(), A.xm.data() + l * N * C,
           A.h2.data() + l * N * C,     A.rstd2.data() + l * N,  A.gu.data() + l * N * 2 * F,
           A.a.data() + l * N * F,      A.x.data() + (l + 1) * N * C};
 }
@@ -123,6 +139,8 @@ void model_forward(Activations& A, const Config& c, const float* P, const int32_
   resize(A.h1, (size_t)L * N * C);
   resize(A.rstd1, (size_t)L * N);
   resize(A.qkv, (size_t)L * N * QKV);
+  resize(A.qk_in, c.qk_norm ? (size_t)L * N * (Q + c.KV()) : 0);
+  resize(A.qk_rstd, c.qk_norm ? (size_t)L * N * (c.NH + c.NKV) : 0);
   resize(A.att, (size_t)L * AT);
   resize(A.y, (size_t)L * N * Q);
   resize(A.xm, (size_t)L * N * C);
@@ -147,7 +165,7 @@ void model_forward(Activations& A, const Config& c, const float* P, const int32_
     layer_forward(layer_acts(A, c, l), w.layers[l], c, A.rope_cos.data(), A.rope_sin.data(), N,
                   [&](float* y, const float* qkv) {
                     attention_forward(y, att, qkv, A.seq_start.data(), A.att_off.data(), S, c.NH, c.NKV, c.HS,
-                                      c.window);
+                                      c.window_at(l));
                   });
   }
   head_forward(A.logits.data(), A.hf.data(), A.rstdf.data(), A.x.data() + (size_t)L * N * C, w, c, N);
@@ -180,7 +198,7 @@ double model_backward(Activations& A, const Config& c, const float* P, float* G,
   const PackedSeqs seqs{A.seq_start.data(), A.att_off.data(), A.S};
   for (int l = L - 1; l >= 0; l--)
     layer_backward(dres, g.layers[l], layer_acts(A, c, l), A.att.data() + (size_t)l * AT, w.layers[l], c,
-                   A.rope_cos.data(), A.rope_sin.data(), seqs, scratch, N);
+                   A.rope_cos.data(), A.rope_sin.data(), seqs, scratch, N, c.window_at(l));
   embedding_backward(g.embed, dres, A.tokens.data(), N, C);
   return loss;
 }

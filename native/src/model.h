@@ -1,5 +1,6 @@
-// The Llama (and Mistral) model over one flat parameter buffer: its architecture, the parameter table and its named
-// views, the training forward and backward passes (model.cc), KV-cached inference (sampler.cc) and AdamW (optim.cc).
+// The Llama-family model (Llama, Mistral, Qwen2, Qwen3) over one flat parameter buffer: its architecture, the
+// parameter table and its named views, the training forward and backward passes (model.cc), KV-cached inference
+// (sampler.cc) and AdamW (optim.cc).
 // The forward, backward and cached passes all run one layer recipe (layer.h).
 // Sizes follow kernels.h: N tokens, C hidden, V vocab, F intermediate, NH/NKV heads, HS head size, L layers.
 #pragma once
@@ -9,6 +10,16 @@
 
 namespace nrt {
 
+// RoPE frequency scaling as transformers' modeling_rope_utils computes it from config.json's rope_scaling:
+// linear divides every inverse frequency by factor (positions / factor); llama3 (_compute_llama3_parameters) divides
+// the low frequencies (wavelength > orig_max / low_freq) by factor, keeps the high ones (wavelength < orig_max /
+// high_freq), and blends the ones between.
+struct RopeScaling {
+  enum Type { none, linear, llama3 } type = none;
+  float factor = 1.0f, low_freq = 1.0f, high_freq = 4.0f;
+  float orig_max = 8192.0f;  // original_max_position_embeddings
+};
+
 // A model's architecture: its sizes and the options that tell one family from another, in one struct filled from
 // config.json (src/io/hf-config.ts -> ModelConfig -> addon.cc:to_config). A new option is a field here, the tensors
 // it adds in param_table, and the step it adds to the layer recipe (layer.h), which every path runs.
@@ -17,10 +28,15 @@ struct Config {
   float eps = 1e-5f;       // RMSNorm epsilon
   float theta = 10000.0f;  // RoPE base
   int window = 0;          // sliding window W (Mistral): query i sees keys j with 0 <= i - j < W; 0: full causal
+  int window_from = 0;     // first layer with the window (Qwen2's max_window_layers); those before attend fully
   bool tied = false;       // lm_head is embed_tokens (no lm_head.weight in the table)
+  bool qkv_bias = false;   // self_attn.{q,k,v}_proj.bias (Qwen2), added after the projection
+  bool qk_norm = false;    // self_attn.{q,k}_norm.weight (HS) (Qwen3): RMSNorm of each q and k head, before RoPE
+  RopeScaling rope;        // RoPE frequency scaling (Llama 3.x, linear)
   int Q() const { return NH * HS; }
   int KV() const { return NKV * HS; }
   int QKV() const { return Q() + 2 * KV(); }
+  int window_at(int layer) const { return layer >= window_from ? window : 0; }
 };
 
 // One row of the parameter table: the Hugging Face name, its shape, where it lives in the flat buffer, and whether
@@ -42,6 +58,9 @@ template <class T>
 struct LayerWeights {
   T* in_norm;    // (C)       input_layernorm
   T* wqkv;       // (QKV, C)  self_attn.{q,k,v}_proj
+  T* bqkv;       // (QKV)     self_attn.{q,k,v}_proj.bias, or null (qkv_bias)
+  T* q_norm;     // (HS)      self_attn.q_norm, or null (qk_norm)
+  T* k_norm;     // (HS)      self_attn.k_norm, or null (qk_norm)
   T* wo;         // (C, Q)    self_attn.o_proj
   T* post_norm;  // (C)       post_attention_layernorm
   T* wgu;        // (2F, C)   mlp.{gate,up}_proj
@@ -67,6 +86,7 @@ struct Activations {
   std::vector<float> h1;     // (L, N, C)   input_layernorm output
   std::vector<float> rstd1;  // (L, N)
   std::vector<float> qkv;    // (L, N, QKV) after RoPE
+  std::vector<float> qk_in, qk_rstd;  // qk_norm only: (L, N, Q+KV) q and k before their norm; (L, N, NH+NKV)
   std::vector<float> att;    // (L, att_off[S]) softmax probabilities
   std::vector<float> y;      // (L, N, Q)   attention output before o_proj
   std::vector<float> xm;     // (L, N, C)   residual after attention
@@ -98,7 +118,7 @@ struct KVCache {
   int S = 0;
   std::vector<float> k, v;  // (L, B, S, KV)
   // model_forward_cached's activations for n tokens, kept between calls so that a sampling step allocates nothing
-  std::vector<float> x, h, rstd, qkv, y, gu, a, rope_cos, rope_sin, xo, ho, ro;
+  std::vector<float> x, h, rstd, qkv, qk_in, qk_rstd, y, gu, a, rope_cos, rope_sin, xo, ho, ro;
 };
 void kvcache_init(KVCache& kv, const Config& c, int B, int T);
 // Runs n tokens (token, stream, position) through the model, writing their keys/values into the cache; each token

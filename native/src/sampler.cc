@@ -15,7 +15,8 @@ namespace nrt {
 void kvcache_init(KVCache& kv, const Config& c, int B, int T) {
   kv.B = B;
   kv.T = T;
-  kv.S = c.window > 0 && 2 * c.window < T ? 2 * c.window : T;
+  // a ring only when every layer has the window (Qwen2 may keep full attention on its first layers)
+  kv.S = c.window > 0 && c.window_from == 0 && 2 * c.window < T ? 2 * c.window : T;
   kv.k.assign((size_t)c.L * B * kv.S * c.KV(), 0.0f);
   kv.v.assign((size_t)c.L * B * kv.S * c.KV(), 0.0f);
 }
@@ -37,6 +38,7 @@ static void forward_cached_chunk(float* logits, KVCache& kv, const Config& c, co
   grow(kv.h, (size_t)n * C);
   grow(kv.rstd, n);
   grow(kv.qkv, (size_t)n * QKV);
+  if (c.qk_norm) grow(kv.qk_in, (size_t)n * (Q + KV)), grow(kv.qk_rstd, (size_t)n * (c.NH + c.NKV));
   grow(kv.y, (size_t)n * Q);
   grow(kv.gu, (size_t)n * 2 * F);
   grow(kv.a, (size_t)n * F);
@@ -44,7 +46,8 @@ static void forward_cached_chunk(float* logits, KVCache& kv, const Config& c, co
   grow(kv.rope_sin, (size_t)n * (HS / 2));
   float *x = kv.x.data(), *h = kv.h.data(), *rstd = kv.rstd.data();
   // one residual stream updated in place; the two norms share one buffer
-  const LayerActs t{x, h, rstd, kv.qkv.data(), kv.y.data(), x, h, rstd, kv.gu.data(), kv.a.data(), x};
+  const LayerActs t{x,    h,    rstd,         kv.qkv.data(), kv.qk_in.data(), kv.qk_rstd.data(), kv.y.data(),
+                    x,    h,    rstd,         kv.gu.data(),  kv.a.data(),     x};
   rope_table(kv.rope_cos.data(), kv.rope_sin.data(), pos, n, c);
   embedding_forward(x, tokens, w.embed, n, C);
   for (int l = 0; l < c.L; l++) {
@@ -56,7 +59,7 @@ static void forward_cached_chunk(float* logits, KVCache& kv, const Config& c, co
         std::memcpy(K + at, qkv + (size_t)i * QKV + Q, sizeof(float) * KV);
         std::memcpy(Vc + at, qkv + (size_t)i * QKV + Q + KV, sizeof(float) * KV);
       }
-      attention_forward_cached(y, qkv, K, Vc, stream, pos, n, kv.S, kv.T, c.NH, c.NKV, HS, c.window);
+      attention_forward_cached(y, qkv, K, Vc, stream, pos, n, kv.S, kv.T, c.NH, c.NKV, HS, c.window_at(l));
     });
   }
   // the final norm and lm_head only for the rows asked for

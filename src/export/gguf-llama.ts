@@ -1,12 +1,16 @@
 /**
- * The llama architecture in GGUF, both ways: metadata keys and tensor names llama.cpp reads (the same ones
- * llama.cpp's convert_hf_to_gguf.py writes), and the Q/K row permutation between nrt's half-split RoPE and
- * llama.cpp's interleaved one.
+ * The families in GGUF as llama.cpp names them (the names llama.cpp's convert_hf_to_gguf.py writes): the
+ * architecture string (`llama` for Llama and Mistral, `qwen2`, `qwen3`), the `<arch>.*` hyperparameters and tensor
+ * names (`blk.N.attn_q.bias`, `blk.N.attn_q_norm.weight`), RoPE scaling (`<arch>.rope.scaling.type/factor` for
+ * linear; llama3's per-frequency factors as the `rope_freqs.weight` tensor), and, for `llama` only, the Q/K row
+ * permutation between nrt's half-split RoPE and llama.cpp's interleaved one. llama.cpp runs qwen2 and qwen3 with
+ * its NEOX RoPE, which is the half-split form itself, so their rows stay as they are. Reading back
+ * (`modelFromGguf`) is for `llama` files.
  */
 import { NrtError } from "../errors.js";
 import { f32Bytes } from "../io/_dtypes.js";
 import { f16Bytes } from "../io/f16.js";
-import type { ModelConfig } from "../model/config.js";
+import type { Architecture, ModelConfig } from "../model/config.js";
 import { llamaConfig } from "../model/config.js";
 import { Model } from "../model/model.js";
 import { type GgmlTypeName, type GgufValue, gv } from "./gguf.js";
@@ -18,6 +22,11 @@ const LAYER_NAMES: Record<string, string> = {
   "self_attn.q_proj.weight": "attn_q.weight",
   "self_attn.k_proj.weight": "attn_k.weight",
   "self_attn.v_proj.weight": "attn_v.weight",
+  "self_attn.q_proj.bias": "attn_q.bias",
+  "self_attn.k_proj.bias": "attn_k.bias",
+  "self_attn.v_proj.bias": "attn_v.bias",
+  "self_attn.q_norm.weight": "attn_q_norm.weight",
+  "self_attn.k_norm.weight": "attn_k_norm.weight",
   "self_attn.o_proj.weight": "attn_output.weight",
   "post_attention_layernorm.weight": "ffn_norm.weight",
   "mlp.gate_proj.weight": "ffn_gate.weight",
@@ -38,24 +47,62 @@ export function ggufName(hf: string): string {
   throw new Error(`no GGUF name for tensor ${hf}`);
 }
 
-/** The `llama.*` hyperparameters llama.cpp reads. */
-export function llamaMetadata(c: ModelConfig): [string, GgufValue][] {
+/** llama.cpp's architecture for each family: Mistral is its `llama` (the window is checked by the exporter). */
+export const GGUF_ARCH: Record<Architecture, "llama" | "qwen2" | "qwen3"> = {
+  llama: "llama",
+  mistral: "llama",
+  qwen2: "qwen2",
+  qwen3: "qwen3",
+};
+
+/** The `<arch>.*` hyperparameters llama.cpp reads, RoPE scaling included. */
+export function archMetadata(c: ModelConfig): [string, GgufValue][] {
+  const a = GGUF_ARCH[c.modelType];
   const kv: [string, GgufValue][] = [
-    ["llama.context_length", gv.u32(c.maxPositionEmbeddings)],
-    ["llama.embedding_length", gv.u32(c.hiddenSize)],
-    ["llama.block_count", gv.u32(c.numLayers)],
-    ["llama.feed_forward_length", gv.u32(c.intermediateSize)],
-    ["llama.attention.head_count", gv.u32(c.numHeads)],
-    ["llama.attention.head_count_kv", gv.u32(c.numKvHeads)],
-    ["llama.rope.freq_base", gv.f32(c.ropeTheta)],
-    ["llama.attention.layer_norm_rms_epsilon", gv.f32(c.rmsNormEps)],
-    ["llama.rope.dimension_count", gv.u32(c.headDim)],
-    ["llama.vocab_size", gv.u32(c.vocabSize)],
+    [`${a}.context_length`, gv.u32(c.maxPositionEmbeddings)],
+    [`${a}.embedding_length`, gv.u32(c.hiddenSize)],
+    [`${a}.block_count`, gv.u32(c.numLayers)],
+    [`${a}.feed_forward_length`, gv.u32(c.intermediateSize)],
+    [`${a}.attention.head_count`, gv.u32(c.numHeads)],
+    [`${a}.attention.head_count_kv`, gv.u32(c.numKvHeads)],
+    [`${a}.rope.freq_base`, gv.f32(c.ropeTheta)],
+    [`${a}.attention.layer_norm_rms_epsilon`, gv.f32(c.rmsNormEps)],
+    [`${a}.rope.dimension_count`, gv.u32(c.headDim)],
+    [`${a}.vocab_size`, gv.u32(c.vocabSize)],
   ];
-  if (c.headDim * c.numHeads !== c.hiddenSize) {
-    kv.push(["llama.attention.key_length", gv.u32(c.headDim)], ["llama.attention.value_length", gv.u32(c.headDim)]);
+  if (c.headDim * c.numHeads !== c.hiddenSize || a === "qwen3") {
+    kv.push([`${a}.attention.key_length`, gv.u32(c.headDim)], [`${a}.attention.value_length`, gv.u32(c.headDim)]);
+  }
+  if (c.ropeScaling?.type === "linear") {
+    kv.push([`${a}.rope.scaling.type`, gv.str("linear")], [`${a}.rope.scaling.factor`, gv.f32(c.ropeScaling.factor)]);
   }
   return kv;
+}
+
+/**
+ * llama3 RoPE scaling as llama.cpp takes it: one factor per rotary frequency (HS/2), by which llama.cpp divides
+ * that frequency: 1 for the short wavelengths, `factor` for the long ones, and between them the inverse of the
+ * blend (SPEC §6; transformers' _compute_llama3_parameters), computed in float64 from the float32 frequencies.
+ */
+export function llama3RopeFactors(c: ModelConfig): Float32Array {
+  const r = c.ropeScaling;
+  if (r?.type !== "llama3") throw new Error("not llama3 RoPE scaling");
+  const half = c.headDim / 2;
+  const out = new Float32Array(half);
+  const lowWavelen = r.originalMaxPositionEmbeddings / r.lowFreqFactor;
+  const highWavelen = r.originalMaxPositionEmbeddings / r.highFreqFactor;
+  for (let d = 0; d < half; d++) {
+    const freq = Math.fround(1 / Math.fround(c.ropeTheta ** ((2 * d) / c.headDim)));
+    const wavelen = (2 * Math.PI) / freq;
+    if (wavelen < highWavelen) out[d] = 1;
+    else if (wavelen > lowWavelen) out[d] = r.factor;
+    else {
+      const smooth =
+        (r.originalMaxPositionEmbeddings / wavelen - r.lowFreqFactor) / (r.highFreqFactor - r.lowFreqFactor);
+      out[d] = 1 / ((1 - smooth) / r.factor + smooth);
+    }
+  }
+  return out;
 }
 
 /** One tensor as it goes into the GGUF file. */
@@ -69,21 +116,28 @@ export interface GgufTensorOut {
 }
 
 /**
- * The model's tensors under GGUF names, q/k rows permuted to the interleaved layout, no `output.weight` when tied.
- * Matrices in `dtype`; norm weights always F32 (as llama.cpp's converter keeps 1-D tensors).
+ * The model's tensors under GGUF names, no `output.weight` when tied; for the `llama` architecture q/k rows
+ * permuted to the interleaved layout, and with llama3 RoPE scaling the `rope_freqs.weight` factors. Matrices in
+ * `dtype`; 1-D tensors (norms, biases, factors) always F32, as llama.cpp's converter keeps them.
  */
-export function llamaTensors(model: Model, dtype: "f32" | "f16"): GgufTensorOut[] {
+export function archTensors(model: Model, dtype: "f32" | "f16"): GgufTensorOut[] {
   const c = model.config;
-  return model.table.map((p) => {
+  const interleave = GGUF_ARCH[c.modelType] === "llama";
+  const out = model.table.map((p): GgufTensorOut => {
     const type: GgmlTypeName = p.shape.length === 1 || dtype === "f32" ? "F32" : "F16";
     const bytes = () => {
       let w = model.view(p.name);
-      if (p.name.endsWith(".q_proj.weight")) w = halfSplitToInterleaved(w, c.numHeads, c.headDim);
-      else if (p.name.endsWith(".k_proj.weight")) w = halfSplitToInterleaved(w, c.numKvHeads, c.headDim);
+      if (interleave && p.name.endsWith(".q_proj.weight")) w = halfSplitToInterleaved(w, c.numHeads, c.headDim);
+      else if (interleave && p.name.endsWith(".k_proj.weight")) w = halfSplitToInterleaved(w, c.numKvHeads, c.headDim);
       return type === "F32" ? f32Bytes(w) : f16Bytes(w);
     };
     return { name: ggufName(p.name), shape: p.shape, type, bytes };
   });
+  if (c.ropeScaling?.type === "llama3") {
+    const factors = llama3RopeFactors(c);
+    out.push({ name: "rope_freqs.weight", shape: [factors.length], type: "F32", bytes: () => f32Bytes(factors) });
+  }
+  return out;
 }
 
 /**
@@ -94,6 +148,9 @@ export function modelFromGguf(file: GgufFile, where = "gguf"): { model: Model; c
   const meta = file.metadata;
   const arch = meta.get("general.architecture");
   if (arch !== "llama") throw new NrtError(`general.architecture is ${JSON.stringify(arch)}, not "llama"`, where);
+  if (file.tensors.has("rope_freqs.weight") || meta.has("llama.rope.scaling.type")) {
+    throw new NrtError("reading RoPE scaling back from GGUF is not supported", where);
+  }
   const num = (key: string, def?: number): number => {
     const v = meta.get(key) ?? def;
     if (typeof v !== "number") throw new NrtError(`missing or non-numeric ${key}`, where);

@@ -23,6 +23,10 @@ export const TOKEN_TYPE = { normal: 1, unknown: 2, control: 3, userDefined: 4, u
 const LLAMA3_PATTERN =
   "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 
+/** Qwen2's pattern (Llama 3's with single digits), which llama.cpp calls "qwen2". */
+const QWEN2_PATTERN =
+  "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+
 export interface GgufVocab {
   model: "llama" | "gpt2";
   kv: [string, GgufValue][];
@@ -151,9 +155,10 @@ function findType(x: unknown, type: string): Record<string, unknown> | null {
   return null;
 }
 
-/** llama.cpp's name for the pre-tokenizer: Llama 3's split pattern, GPT-2's regex, or its default. */
+/** llama.cpp's name for the pre-tokenizer: Llama 3's or Qwen2's split pattern, GPT-2's regex, or its default. */
 function preName(json: TokenizerJson): string {
   if (mentions(json.pre_tokenizer, LLAMA3_PATTERN)) return "llama-bpe";
+  if (mentions(json.pre_tokenizer, QWEN2_PATTERN)) return "qwen2";
   const bl = findType(json.pre_tokenizer, "ByteLevel");
   if (bl && bl.use_regex !== false) return "gpt-2";
   return "default";

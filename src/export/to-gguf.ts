@@ -1,10 +1,13 @@
-/** `nrt export --format gguf`: a model (or run) directory → one GGUF v3 file that llama.cpp loads. */
+/**
+ * `nrt export --format gguf`: a model (or run) directory → one GGUF v3 file that llama.cpp loads, for every family
+ * (gguf-llama.ts names them as llama.cpp does), with the chat template as `tokenizer.chat_template`.
+ */
 import { basename, resolve } from "node:path";
 import { NrtError } from "../errors.js";
 import { loadModel } from "../io/load.js";
 import { checkTokenizerJson } from "../tokenizer/tokenizer-json.js";
 import { GGUF_DEFAULT_ALIGNMENT, type GgufValue, GgufWriter, gv } from "./gguf.js";
-import { llamaMetadata, llamaTensors } from "./gguf-llama.js";
+import { archMetadata, archTensors, GGUF_ARCH } from "./gguf-llama.js";
 import { ggufVocab } from "./gguf-vocab.js";
 
 export type GgufDtype = "f32" | "f16";
@@ -32,13 +35,17 @@ export function exportGguf(modelPath: string, outPath: string, opts: GgufExportO
   const dtype = opts.dtype ?? "f32";
   if (!Object.hasOwn(FILE_TYPE, dtype))
     throw new NrtError(`must be f32 or f16, got ${JSON.stringify(dtype)}`, "--dtype");
-  const { dir, model, tokenizerJson } = loadModel(modelPath);
+  const { dir, model, tokenizerJson, chatTemplate } = loadModel(modelPath);
   const c = model.config;
-  if (c.slidingWindow !== 0 && c.slidingWindow < c.maxPositionEmbeddings) {
+  const arch = GGUF_ARCH[c.modelType];
+  if (c.slidingWindow !== 0 && c.slidingWindow < c.maxPositionEmbeddings && c.maxWindowLayers < c.numLayers) {
     throw new NrtError(
-      `sliding_window ${c.slidingWindow} < max_position_embeddings: llama.cpp's llama architecture attends to every earlier token`,
+      `sliding_window ${c.slidingWindow} < max_position_embeddings: llama.cpp's ${arch} architecture attends to every earlier token`,
       dir,
     );
+  }
+  if (c.ropeScaling?.type === "llama3" && arch !== "llama") {
+    throw new NrtError(`llama.cpp's ${arch} architecture has no llama3 RoPE scaling (rope_freqs)`, dir);
   }
   const vocab = ggufVocab(
     checkTokenizerJson(tokenizerJson, dir),
@@ -50,15 +57,16 @@ export function exportGguf(modelPath: string, outPath: string, opts: GgufExportO
     `${dir}/tokenizer.json`,
   );
   const kv: [string, GgufValue][] = [
-    ["general.architecture", gv.str("llama")],
+    ["general.architecture", gv.str(arch)],
     ["general.name", gv.str(opts.name ?? basename(resolve(modelPath)))],
     ["general.file_type", gv.u32(FILE_TYPE[dtype])],
     ["general.alignment", gv.u32(GGUF_DEFAULT_ALIGNMENT)],
-    ...llamaMetadata(c),
+    ...archMetadata(c),
     ...vocab.kv,
   ];
+  if (chatTemplate !== null) kv.push(["tokenizer.chat_template", gv.str(chatTemplate.source)]);
   if (c.answerStartTokenId !== null) kv.push(["nrt.answer_start_token_id", gv.u32(c.answerStartTokenId)]);
-  const tensors = llamaTensors(model, dtype);
+  const tensors = archTensors(model, dtype);
 
   let w: GgufWriter;
   try {

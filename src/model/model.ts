@@ -3,7 +3,7 @@ import type { ModelConfig } from "./config.js";
 import { type ModelRunner, native, type ParamInfo } from "./native.js";
 
 /**
- * A Llama model: its config, one flat float32 parameter buffer with named views (Hugging Face names), and the
+ * A Llama-family model: its config, one flat float32 parameter buffer with named views (Hugging Face names), and the
  * native runner that computes with it. Gradients and AdamW moments use the same layout (see `paramTable`).
  */
 export class Model {
@@ -50,13 +50,14 @@ export class Model {
     return new Float32Array(this.params.length);
   }
 
-  /** Random initialisation: matrices N(0, std), norm weights 1. Deterministic in `seed`. */
+  /** Random initialisation: matrices N(0, std), norm weights 1, biases 0. Deterministic in `seed`. */
   static init(config: ModelConfig, seed: number, std = 0.02): Model {
     const m = new Model(config);
     const rng = new Rng(seed);
     for (const p of m.table) {
       const v = m.view(p.name);
-      if (p.shape.length === 1) v.fill(1);
+      if (p.name.endsWith(".bias")) v.fill(0);
+      else if (p.shape.length === 1) v.fill(1);
       else for (let i = 0; i < v.length; i++) v[i] = rng.normal() * std;
     }
     return m;

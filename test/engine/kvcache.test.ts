@@ -13,6 +13,22 @@ const variants: { name: string; over: Partial<ModelConfig> }[] = [
   { name: "untied MHA", over: { numKvHeads: 4 } },
   { name: "GQA 4q/2kv, headDim 12, W=4", over: { numKvHeads: 2, headDim: 12, modelType: "mistral", slidingWindow: 4 } },
   { name: "tied MQA, W=1", over: { numKvHeads: 1, tied: true, modelType: "mistral", slidingWindow: 1 } },
+  {
+    name: "llama rope_scaling llama3, GQA",
+    over: {
+      numKvHeads: 2,
+      ropeScaling: {
+        type: "llama3",
+        factor: 8,
+        lowFreqFactor: 2,
+        highFreqFactor: 16,
+        originalMaxPositionEmbeddings: 512,
+      },
+    },
+  },
+  { name: "llama rope_scaling linear 2", over: { ropeScaling: { type: "linear", factor: 2 } } },
+  { name: "qwen2 biases, W=3 on layers >= 1", over: { modelType: "qwen2", slidingWindow: 3, maxWindowLayers: 1 } },
+  { name: "qwen3 q/k norm, headDim 12, GQA", over: { modelType: "qwen3", headDim: 12, numKvHeads: 2 } },
 ];
 
 // Logits of the cache path come from the same float32 kernels in a different grouping (one row vs all rows), so

@@ -8,11 +8,16 @@
 // tensor's scale; we allow 1e-4 of the scale (atol = 1e-4 · max|ref|, plus rtol 1e-3 elementwise), 30-100x above
 // the noise measured, while a wrong sign, a missing term or a mask off by one moves entries by O(1) of the scale
 // (the negative controls below check that such a change is far outside the tolerance).
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { loadModelDir } from "../../src/io/model-dir.js";
 import type { ModelConfig } from "../../src/model/config.js";
 import type { Model } from "../../src/model/model.js";
 import { setThreads } from "../../src/model/native.js";
 import { expectAllclose, maxDiff } from "../helpers/allclose.js";
+import { FAMILY_FIXTURES, writeFamilyDir } from "../helpers/family-models.js";
 import { type Batch, type EngineRun, maxAbs, randomBatch, randomModel, runEngine } from "./random-model.js";
 import { type RefResult, refJob, runReference } from "./reference.js";
 
@@ -24,6 +29,14 @@ const base: Partial<ModelConfig> = {
   numHeads: 4,
   numKvHeads: 4,
 };
+
+const LLAMA3 = {
+  type: "llama3",
+  factor: 8,
+  lowFreqFactor: 2,
+  highFreqFactor: 16,
+  originalMaxPositionEmbeddings: 512,
+} as const;
 
 interface Variant {
   name: string;
@@ -40,6 +53,16 @@ const variants: Variant[] = [
   { name: "mistral W=3 < lengths, GQA", over: { modelType: "mistral", slidingWindow: 3, numKvHeads: 2 } },
   { name: "mistral W=1 (self only), tied", over: { modelType: "mistral", slidingWindow: 1, tied: true } },
   { name: "mistral W=64 > lengths", over: { modelType: "mistral", slidingWindow: 64 } },
+  // llama3 with HS 8, theta 1e4: wavelengths 6.3 (kept), 63 (blended), 628 and 6283 (divided by 8)
+  { name: "llama rope_scaling llama3", over: { ropeScaling: LLAMA3 } },
+  { name: "llama rope_scaling linear 4, GQA", over: { ropeScaling: { type: "linear", factor: 4 }, numKvHeads: 2 } },
+  { name: "qwen2 q/k/v biases, GQA", over: { modelType: "qwen2", numKvHeads: 2, ropeTheta: 1e6 } },
+  {
+    name: "qwen2 window W=3 on layers >= 1",
+    over: { modelType: "qwen2", slidingWindow: 3, maxWindowLayers: 1, numLayers: 3 },
+  },
+  { name: "qwen3 q/k norm, headDim 12, GQA", over: { modelType: "qwen3", headDim: 12, numKvHeads: 2 } },
+  { name: "qwen3 tied, llama3 rope", over: { modelType: "qwen3", tied: true, ropeScaling: LLAMA3 } },
 ];
 
 // four packed sequences, one of them a single token (no prediction, its weight must be ignored)
@@ -82,6 +105,21 @@ function load(): { cases: Case[]; controls: RefResult[] } {
     const config = { ...w3.model.config, slidingWindow };
     jobs.push(refJob(w3.model, w3.batch.tokens, w3.batch.seqLens, w3.batch.weights, "float64", config));
   }
+  // and the llama3-scaled model without its scaling; the windowed qwen2 model with the window on every layer
+  const l3 = cases.find((c) => c.v.name === "llama rope_scaling llama3")!;
+  jobs.push(
+    refJob(l3.model, l3.batch.tokens, l3.batch.seqLens, l3.batch.weights, "float64", {
+      ...l3.model.config,
+      ropeScaling: null,
+    }),
+  );
+  const q2 = cases.find((c) => c.v.name === "qwen2 window W=3 on layers >= 1")!;
+  jobs.push(
+    refJob(q2.model, q2.batch.tokens, q2.batch.seqLens, q2.batch.weights, "float64", {
+      ...q2.model.config,
+      maxWindowLayers: 0,
+    }),
+  );
   let results: RefResult[];
   try {
     results = runReference(jobs);
@@ -182,7 +220,7 @@ describe("engine vs PyTorch reference (float64)", () => {
     expectAllclose(full.grads, long.engine.grads, { atol: 0, rtol: 0, what: "W=64 vs W=0 grads" });
   });
 
-  it("negative controls: windows 2, 4 and full attention are far outside the tolerance for the W=3 model", () => {
+  it("negative controls: other windows, no RoPE scaling, the window on every layer are far outside the tolerance", () => {
     const { cases, controls } = load();
     const w3 = cases.find((c) => c.model.config.slidingWindow === 3)!;
     const tol = 1e-4 * maxAbs(w3.ref64.logits);
@@ -190,5 +228,70 @@ describe("engine vs PyTorch reference (float64)", () => {
       const d = maxDiff(w3.engine.logits, controls[i].logits).diff;
       expect(d, `window ${w} vs 3: logits differ by only ${d}`).toBeGreaterThan(100 * tol);
     }
+    for (const [i, name] of ["llama rope_scaling llama3", "qwen2 window W=3 on layers >= 1"].entries()) {
+      const c = cases.find((x) => x.v.name === name)!;
+      const d = maxDiff(c.engine.logits, controls[3 + i].logits).diff;
+      expect(d, `${name} without its option: logits differ by only ${d}`).toBeGreaterThan(
+        100 * 1e-4 * maxAbs(c.ref64.logits),
+      );
+    }
   });
+});
+
+// Each family's checkpoint as published, in bfloat16 (test/helpers/family-models.ts, real tokenizers' vocab sizes):
+// read from the file, the engine's logits and every gradient match the reference run on the same numbers.
+describe("bfloat16 checkpoints of each family vs PyTorch reference (float64)", () => {
+  let runs: { name: string; model: Model; engine: EngineRun; ref: RefResult }[] | undefined;
+  const get = () => {
+    if (runs) return runs;
+    const tmp = mkdtempSync(join(tmpdir(), "nrt-parity-bf16-"));
+    try {
+      const cases = FAMILY_FIXTURES.map((f, i) => {
+        const dir = join(tmp, f.name);
+        writeFamilyDir(dir, f, "bfloat16", 300 + i);
+        const model = loadModelDir(dir).model;
+        const batch = randomBatch([7, 1, 20], model.config.vocabSize, 400 + i);
+        return { name: f.name, model, batch, engine: runEngine(model, batch) };
+      });
+      const refs = runReference(
+        cases.map((c) => refJob(c.model, c.batch.tokens, c.batch.seqLens, c.batch.weights, "float64")),
+      );
+      runs = cases.map((c, i) => ({ ...c, ref: refs[i] }));
+      return runs;
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
+  };
+  for (const f of FAMILY_FIXTURES) {
+    it(`${f.name}: bf16 values read, logits and every gradient match`, () => {
+      const { model, engine, ref } = get().find((r) => r.name === f.name)!;
+      // every parameter is a bfloat16 number (its low 16 bits are zero)
+      const bits = new Uint32Array(model.params.buffer, model.params.byteOffset, model.params.length);
+      expect(bits.every((b) => (b & 0xffff) === 0)).toBe(true);
+      const name = `${f.name} bf16`;
+      note(name, "logits", maxDiff(engine.logits, ref.logits).diff);
+      expectAllclose(engine.logits, ref.logits, {
+        atol: 1e-4 * maxAbs(ref.logits),
+        rtol: 1e-4,
+        what: `${name} logits`,
+      });
+      let worstAbs = 0;
+      let worstRel = 0;
+      for (const p of model.table) {
+        const r = ref.grads[p.name];
+        const scale = maxAbs(r);
+        expect(scale, `${p.name} has a zero reference gradient`).toBeGreaterThan(0);
+        const d = maxDiff(model.view(p.name, engine.grads), r).diff;
+        worstAbs = Math.max(worstAbs, d);
+        worstRel = Math.max(worstRel, d / scale);
+        expectAllclose(model.view(p.name, engine.grads), r, {
+          atol: 1e-4 * scale,
+          rtol: 1e-3,
+          what: `${name} ${p.name}`,
+        });
+      }
+      note(name, "grad abs", worstAbs);
+      note(name, "grad rel", worstRel);
+    });
+  }
 });

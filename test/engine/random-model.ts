@@ -4,8 +4,8 @@ import { Model } from "../../src/model/model.js";
 import { Rng } from "../../src/util/rng.js";
 
 /**
- * A model whose every tensor is random: matrices N(0, std²), norm weights 1 + N(0, 0.2²) (Model.init's all-ones
- * norms would hide a kernel that ignores them). std well above Model.init's 0.02 keeps attention far from uniform,
+ * A model whose every tensor is random: matrices and biases N(0, std²), norm weights 1 + N(0, 0.2²) (Model.init's
+ * all-ones norms and zero biases would hide a kernel that ignores them). std well above Model.init's 0.02 keeps attention far from uniform,
  * so the query/key paths carry real gradient.
  */
 export function randomModel(over: Partial<ModelConfig>, seed: number, std = 0.25): Model {
@@ -13,7 +13,8 @@ export function randomModel(over: Partial<ModelConfig>, seed: number, std = 0.25
   const rng = new Rng(seed);
   for (const p of model.table) {
     const v = model.view(p.name);
-    for (let i = 0; i < v.length; i++) v[i] = p.shape.length === 1 ? 1 + 0.2 * rng.normal() : std * rng.normal();
+    const norm = p.shape.length === 1 && !p.name.endsWith(".bias");
+    for (let i = 0; i < v.length; i++) v[i] = norm ? 1 + 0.2 * rng.normal() : std * rng.normal();
   }
   return model;
 }

@@ -11,6 +11,7 @@ import { readSafetensors } from "../../src/io/safetensors.js";
 import { llamaConfig, type ModelConfig } from "../../src/model/config.js";
 import { Model } from "../../src/model/model.js";
 import { Rng } from "../../src/util/rng.js";
+import { toBf16Dir } from "../helpers/bf16.js";
 import { ensureBuilt as ensureBuiltFor } from "../helpers/ensure-built.js";
 
 export const ROOT = fileURLToPath(new URL("../../", import.meta.url));
@@ -88,16 +89,21 @@ export function readOutput(out: string): Output {
   return { ...stats, grads };
 }
 
-/** Writes a random model directory: Model.init with std 0.3 (non-trivial probabilities), norms 1 + N(0, 0.2²). */
-export function writeModel(dir: string, over: Partial<ModelConfig>, seed: number): ModelConfig {
+/**
+ * Writes a random model directory: Model.init with std 0.3 (non-trivial probabilities), norms 1 + N(0, 0.2²),
+ * biases N(0, 0.3²); with `bf16`, its tensors are then stored in bfloat16 (as most published checkpoints are).
+ */
+export function writeModel(dir: string, over: Partial<ModelConfig>, seed: number, bf16 = false): ModelConfig {
   const model = Model.init(llamaConfig({ vocabSize: 32, hiddenSize: 16, intermediateSize: 24, ...over }), seed, 0.3);
   const rng = new Rng(seed + 1000);
   for (const p of model.table) {
     if (p.shape.length !== 1) continue;
     const v = model.view(p.name);
-    for (let i = 0; i < v.length; i++) v[i] = 1 + 0.2 * rng.normal();
+    const bias = p.name.endsWith(".bias");
+    for (let i = 0; i < v.length; i++) v[i] = bias ? 0.3 * rng.normal() : 1 + 0.2 * rng.normal();
   }
   saveModelDir(dir, model);
+  if (bf16) toBf16Dir(dir);
   return model.config;
 }
 

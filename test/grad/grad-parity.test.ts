@@ -1,7 +1,8 @@
 // `nrt grad` (SPEC §6) against the independent PyTorch oracle dev/ref/nrt_grad_ref.py (float64, autograd):
 // loss, R, R', A, c, b and every gradient tensor, for each method preset of SPEC §5 and the other table entries
 // (ws_inv, token_weight derived, the clip baseline under each aggregation, defaults, K = 1), on random small
-// models (GQA + tied, untied MHA, Mistral sliding window + GQA).
+// models (GQA + tied, untied MHA, Mistral sliding window + GQA, Llama with llama3 RoPE scaling, Qwen2 biases,
+// Qwen3 q/k norm).
 //
 // Tolerances. nrt computes in float32 and is compared with the float64 oracle; the oracle's own float32 mode
 // (columns "ref32" of the table printed at the end) shows the rounding floor of an honest float32 implementation.
@@ -37,7 +38,25 @@ const MODELS: Record<string, Partial<ModelConfig>> = {
   "gqa-tied": { numHeads: 4, numKvHeads: 2, tied: true },
   untied: { numHeads: 2, numKvHeads: 2, numLayers: 1, ropeTheta: 500 },
   "mistral-w3": { modelType: "mistral", slidingWindow: 3, numHeads: 4, numKvHeads: 1, headDim: 6 },
+  "llama3-rope": {
+    numHeads: 2,
+    numKvHeads: 2,
+    ropeScaling: {
+      type: "llama3",
+      factor: 8,
+      lowFreqFactor: 2,
+      highFreqFactor: 16,
+      originalMaxPositionEmbeddings: 512,
+    },
+  },
+  qwen2: { modelType: "qwen2", numHeads: 4, numKvHeads: 2, tied: true },
+  qwen3: { modelType: "qwen3", numHeads: 4, numKvHeads: 2, headDim: 6 },
 };
+/** models whose directory stores bfloat16 tensors (read by nrt and by the oracle from the same file) */
+const BF16 = new Set(["llama3-rope-bf16", "qwen2-bf16", "qwen3-bf16"]);
+MODELS["llama3-rope-bf16"] = { ...MODELS["llama3-rope"], tied: true };
+MODELS["qwen2-bf16"] = { ...MODELS.qwen2, tied: false };
+MODELS["qwen3-bf16"] = { ...MODELS.qwen3, tied: true };
 
 interface Case {
   name: string;
@@ -100,6 +119,39 @@ const CASES: Case[] = [
     K: 5,
   },
   { name: "prob clip derived", model: "gqa-tied", config: preset("prob", "clip", "loo_mean", "derived"), G: 3, K: 4 },
+  // the families (SPEC §6): RoPE scaling, q/k/v biases, q/k norm
+  {
+    name: "nrt-ws llama3 rope",
+    model: "llama3-rope",
+    config: preset("ws_nlog", "none", "group_std", "fixed"),
+    G: 3,
+    K: 3,
+  },
+  { name: "nrt-ws qwen2", model: "qwen2", config: preset("ws_nlog", "none", "group_std", "fixed"), G: 3, K: 3 },
+  { name: "rlpr qwen2", model: "qwen2", config: preset("am", "clip", "group_std", "none"), G: 3, K: 4 },
+  { name: "nrt-gm qwen3", model: "qwen3", config: preset("gm", "none", "group_std", "fixed"), G: 3, K: 3 },
+  { name: "sft qwen3", model: "qwen3", config: { method: "sft" }, G: 2, K: 3 },
+  {
+    name: "nrt-ws llama3 bf16",
+    model: "llama3-rope-bf16",
+    config: preset("ws_nlog", "none", "group_std", "fixed"),
+    G: 3,
+    K: 3,
+  },
+  {
+    name: "nrt-ws qwen2 bf16",
+    model: "qwen2-bf16",
+    config: preset("ws_nlog", "none", "group_std", "fixed"),
+    G: 3,
+    K: 3,
+  },
+  {
+    name: "nrt-ws qwen3 bf16",
+    model: "qwen3-bf16",
+    config: preset("ws_nlog", "none", "group_std", "fixed"),
+    G: 3,
+    K: 3,
+  },
   // defaults of §4 for missing keys, and K = 1
   { name: "defaults {}", model: "mistral-w3", config: {}, G: 3, K: 3 },
   { name: "K=1", model: "gqa-tied", config: preset("ws_nlog", "none", "group_std", "fixed"), G: 3, K: 1, zeroA: true },
@@ -167,7 +219,7 @@ beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), "nrt-grad-parity-"));
   const vocab = new Map<string, number>();
   for (const [i, [name, over]] of Object.entries(MODELS).entries())
-    vocab.set(name, writeModel(join(dir, name), over, 11 + i).vocabSize);
+    vocab.set(name, writeModel(join(dir, name), over, 11 + i, BF16.has(name)).vocabSize);
   const jobs64: { model: string; batch: string; out: string }[] = [];
   const jobs32: typeof jobs64 = [];
   for (const [i, c] of ALL.entries()) {

@@ -1,4 +1,4 @@
-// Kernels of the Llama forward and backward pass, one file per layer.
+// Kernels of the Llama-family forward and backward pass, one file per layer.
 //
 // Notation used in every shape comment:
 //   N  tokens in a packed batch (all sequences laid end to end)
@@ -21,11 +21,22 @@ void matmul_backward(float* dinp, float* dweight, const float* dout, const float
                      int IN, int OUT);
 void matmul_backward_naive(float* dinp, float* dweight, const float* dout, const float* inp, const float* weight,
                            int N, int IN, int OUT);
+// A bias: x(N,D) += b(D) on every row; its backward db(D) += sum over rows of dx(N,D).
+void bias_forward(float* x, const float* b, int N, int D);
+void bias_backward(float* db, const float* dx, int N, int D);
 
 // ---- rmsnorm.cc: out = inp / rms(inp) * weight, rstd(N) saved for backward
 void rmsnorm_forward(float* out, float* rstd, const float* inp, const float* weight, int N, int C, float eps);
 void rmsnorm_backward(float* dinp, float* dweight, const float* dout, const float* inp, const float* weight,
                       const float* rstd, int N, int C);
+// Per-head RMSNorm (Qwen3's q_norm/k_norm), in place on nheads heads of HS columns in each row of x (row stride
+// `stride`, x pointing at the first head): xin (N, in_stride) keeps each row's heads before the norm and rstd
+// (N, rstd_stride) each head's 1/rms, for backward; one weight (HS) for all heads.
+void rmsnorm_heads_forward(float* x, int stride, float* xin, int in_stride, float* rstd, int rstd_stride,
+                           const float* weight, int N, int nheads, int HS, float eps);
+// In place: dx holds dL/d(normed heads) on entry and dL/d(heads before the norm) on return; dweight (HS) ACCUMULATES.
+void rmsnorm_heads_backward(float* dx, int stride, float* dweight, const float* xin, int in_stride, const float* rstd,
+                            int rstd_stride, const float* weight, int N, int nheads, int HS);
 
 // ---- rope.cc: half-split rotary embedding (Hugging Face rotate_half), in place on nheads heads of each row
 // x(N, stride) holds heads at columns [col0, col0 + nheads*HS); pos(N) is each token's position.
@@ -34,6 +45,16 @@ void rope_forward(float* x, const int32_t* pos, int N, int stride, int col0, int
 void rope_backward(float* dx, const int32_t* pos, int N, int stride, int col0, int nheads, int HS, float theta);
 // The same with each row's angles precomputed: cos, sin (N, HS/2) from rope_angles (bitwise the same results).
 void rope_angles(float* cos, float* sin, const int32_t* pos, int N, int HS, float theta);
+// The same from given inverse frequencies inv_freq (HS/2): angle = pos * inv_freq[d].
+void rope_angles_freq(float* cos, float* sin, const int32_t* pos, int N, int HS, const float* inv_freq);
+// inv_freq[d] = theta^(-2d/HS), d < HS/2, in float32 as transformers computes it.
+void rope_inv_freq(float* inv_freq, int HS, float theta);
+// Scalings of inv_freq (HS/2) in place, in float32 as transformers' modeling_rope_utils: linear divides by factor;
+// llama3 (_compute_llama3_parameters) with wavelength w = 2 pi / f: f / factor where w > orig_max / low_freq, f where
+// w < orig_max / high_freq, and between them (1 - s) f / factor + s f with s = (orig_max / w - low_freq) /
+// (high_freq - low_freq).
+void rope_scale_linear(float* inv_freq, int HS, float factor);
+void rope_scale_llama3(float* inv_freq, int HS, float factor, float low_freq, float high_freq, float orig_max);
 void rope_forward_table(float* x, const float* cos, const float* sin, int N, int stride, int col0, int nheads, int HS);
 void rope_backward_table(float* dx, const float* cos, const float* sin, int N, int stride, int col0, int nheads,
                          int HS);

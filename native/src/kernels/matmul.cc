@@ -49,4 +49,22 @@ void matmul_backward_naive(float* dinp, float* dweight, const float* dout, const
       }
 }
 
+void bias_forward(float* x, const float* b, int N, int D) {
+#pragma omp parallel for schedule(static)
+  for (int n = 0; n < N; n++) {
+    float* __restrict r = x + (long)n * D;
+#pragma omp simd
+    for (int d = 0; d < D; d++) r[d] += b[d];
+  }
+}
+
+// in the forward pass this was: x_nd += b_d, so now we have: db_d += sum_n dx_nd (rows in order: deterministic)
+void bias_backward(float* db, const float* dx, int N, int D) {
+  for (int n = 0; n < N; n++) {
+    const float* __restrict r = dx + (long)n * D;
+#pragma omp simd
+    for (int d = 0; d < D; d++) db[d] += r[d];
+  }
+}
+
 }  // namespace nrt

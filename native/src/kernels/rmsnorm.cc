@@ -59,4 +59,55 @@ void rmsnorm_backward(float* dinp, float* dweight, const float* dout, const floa
     for (int i = 0; i < C; i++) dweight[i] += part[(size_t)t * C + i];
 }
 
+// Per-head RMSNorm: each (row n, head h) vector of HS values is normalised on its own, with one weight (HS).
+void rmsnorm_heads_forward(float* x, int stride, float* xin, int in_stride, float* rstd, int rstd_stride,
+                           const float* weight, int N, int nheads, int HS, float eps) {
+#pragma omp parallel for schedule(static)
+  for (int n = 0; n < N; n++)
+    for (int h = 0; h < nheads; h++) {
+      float* __restrict v = x + (long)n * stride + h * HS;
+      float* __restrict keep = xin + (long)n * in_stride + h * HS;
+      float ss = 0.0f;
+#pragma omp simd reduction(+ : ss)
+      for (int i = 0; i < HS; i++) ss += v[i] * v[i];
+      const float r = 1.0f / std::sqrt(ss / HS + eps);
+      rstd[(long)n * rstd_stride + h] = r;
+#pragma omp simd
+      for (int i = 0; i < HS; i++) {
+        keep[i] = v[i];
+        v[i] = v[i] * r * weight[i];
+      }
+    }
+}
+
+// in the forward pass this was rmsnorm over each head (see rmsnorm_backward), so per (n, h), with xh = xin * r:
+//   dw_i += dy_i * xh_i ; dx_i = r * (dy_i w_i - xh_i * mean_j(dy_j w_j xh_j)), written over dy in place.
+// dweight is summed per thread over a static block of rows, then added in thread order (deterministic).
+void rmsnorm_heads_backward(float* dx, int stride, float* dweight, const float* xin, int in_stride, const float* rstd,
+                            int rstd_stride, const float* weight, int N, int nheads, int HS) {
+  int nt = omp_get_max_threads();
+  std::vector<float> part((size_t)nt * HS, 0.0f);
+#pragma omp parallel num_threads(nt)
+  {
+    float* __restrict dw = part.data() + (size_t)omp_get_thread_num() * HS;
+#pragma omp for schedule(static)
+    for (int n = 0; n < N; n++)
+      for (int h = 0; h < nheads; h++) {
+        float* __restrict dy = dx + (long)n * stride + h * HS;
+        const float* __restrict x = xin + (long)n * in_stride + h * HS;
+        const float r = rstd[(long)n * rstd_stride + h];
+        float dot = 0.0f;
+        for (int i = 0; i < HS; i++) {
+          const float xh = x[i] * r;
+          dot += dy[i] * weight[i] * xh;
+          dw[i] += dy[i] * xh;
+        }
+        dot /= HS;
+        for (int i = 0; i < HS; i++) dy[i] = r * (dy[i] * weight[i] - x[i] * r * dot);
+      }
+  }
+  for (int t = 0; t < nt; t++)
+    for (int i = 0; i < HS; i++) dweight[i] += part[(size_t)t * HS + i];
+}
+
 }  // namespace nrt

@@ -13,8 +13,27 @@
 
 namespace nrt {
 
-static void inv_freqs(float* inv_freq, int HS, float theta) {
+void rope_inv_freq(float* inv_freq, int HS, float theta) {
   for (int d = 0; d < HS / 2; d++) inv_freq[d] = 1.0f / std::pow(theta, (float)(2 * d) / (float)HS);
+}
+static void inv_freqs(float* inv_freq, int HS, float theta) { rope_inv_freq(inv_freq, HS, theta); }
+
+void rope_scale_linear(float* inv_freq, int HS, float factor) {
+  for (int d = 0; d < HS / 2; d++) inv_freq[d] /= factor;
+}
+
+void rope_scale_llama3(float* inv_freq, int HS, float factor, float low_freq, float high_freq, float orig_max) {
+  const float low_wavelen = orig_max / low_freq, high_wavelen = orig_max / high_freq;
+  const float pi2 = 2.0f * 3.14159265358979323846f;
+  for (int d = 0; d < HS / 2; d++) {
+    const float f = inv_freq[d], wavelen = pi2 / f;
+    if (wavelen > low_wavelen) {
+      inv_freq[d] = f / factor;
+    } else if (!(wavelen < high_wavelen)) {
+      const float s = (orig_max / wavelen - low_freq) / (high_freq - low_freq);
+      inv_freq[d] = (1.0f - s) * f / factor + s * f;
+    }
+  }
 }
 
 static void rope_apply(float* x, const int32_t* pos, int N, int stride, int col0, int nheads, int HS, float theta,
@@ -49,9 +68,13 @@ void rope_backward(float* dx, const int32_t* pos, int N, int stride, int col0, i
 }
 
 void rope_angles(float* cos, float* sin, const int32_t* pos, int N, int HS, float theta) {
-  const int half = HS / 2;
-  std::vector<float> inv_freq(half);
+  std::vector<float> inv_freq(HS / 2);
   inv_freqs(inv_freq.data(), HS, theta);
+  rope_angles_freq(cos, sin, pos, N, HS, inv_freq.data());
+}
+
+void rope_angles_freq(float* cos, float* sin, const int32_t* pos, int N, int HS, const float* inv_freq) {
+  const int half = HS / 2;
   for (int n = 0; n < N; n++)
     for (int d = 0; d < half; d++) {
       const float ang = (float)pos[n] * inv_freq[d];
