@@ -29,7 +29,9 @@ import { CHAR_IDS, CHAR_VOCAB_SIZE } from "../dist/tokenizer/char-tokenizer-json
 // a one-time step of ~16 MB in RSS (issue 19). The soak measures what the CLI runs: re-run under the same flag.
 const YOUNG_GEN = "--max-semi-space-size=8";
 if (!process.execArgv.includes(YOUNG_GEN)) {
-  const r = spawnSync(process.execPath, [YOUNG_GEN, ...process.execArgv, ...process.argv.slice(1)], { stdio: "inherit" });
+  const r = spawnSync(process.execPath, [YOUNG_GEN, ...process.execArgv, ...process.argv.slice(1)], {
+    stdio: "inherit",
+  });
   process.exit(r.status ?? 1);
 }
 
