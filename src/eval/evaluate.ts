@@ -1,4 +1,4 @@
-import { recordExamples } from "../data/format.js";
+import { contextLeft, recordExamples } from "../data/format.js";
 import type { QaRecord } from "../data/qa.js";
 import { NrtError } from "../errors.js";
 import type { LoadedModel } from "../io/load.js";
@@ -73,6 +73,7 @@ export function evaluate(loaded: LoadedModel, records: readonly QaRecord[], opts
   if (records.length === 0) throw new NrtError("no records to evaluate", where);
   const as = tok.answerStartId ?? model.config.answerStartTokenId;
   if (as === null) throw new NrtError("the model has no <answer_start> token (SPEC §2)", loaded.dir);
+  contextLeft(model.config.maxPositionEmbeddings, maxTraceTokens); // a trace limit past the context is refused
   const examples = recordExamples(tok, loaded.chatTemplate, records, model.config.maxPositionEmbeddings, where);
   const eos = tok.eosId!; // recordExamples has checked it
   const stop = [...new Set([...tok.specialIds, as, eos])];

@@ -15,7 +15,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { TrainConfig } from "../config/train-config.js";
-import { type Example, recordExamples } from "../data/format.js";
+import { contextLeft, type Example, recordExamples } from "../data/format.js";
 import { duplicatesWarning, readQaFile } from "../data/qa.js";
 import { type Engine, type Pending, wait } from "../engine/engine.js";
 import { openEngine, optimStepOf } from "../engine/open.js";
@@ -241,13 +241,8 @@ function* runLocked(
     const qa = readQaFile(cfg.data, { skipInvalid: cfg.skipInvalid });
     data = { size: qa.digest.size, sha256: qa.digest.sha256 };
     if (resume) dataCheck(savedData, data, cfg.data, out, allowDataChange);
-    const ctx = model.config.maxPositionEmbeddings;
-    if (cfg.maxTraceTokens >= ctx)
-      throw new NrtError(
-        `${cfg.maxTraceTokens} is not less than the model's context (${ctx} positions): no room for the prompt and answer`,
-        "--max-trace-tokens",
-      );
-    examples = recordExamples(tokenizer, loaded.chatTemplate, qa.records, ctx - cfg.maxTraceTokens, cfg.data);
+    const maxLen = contextLeft(model.config.maxPositionEmbeddings, cfg.maxTraceTokens);
+    examples = recordExamples(tokenizer, loaded.chatTemplate, qa.records, maxLen, cfg.data);
     if (qa.skipped.length > 0)
       process.stderr.write(`warning: ${cfg.data}: skipped ${qa.skipped.length} invalid record(s) (--skip-invalid)\n`);
     if (qa.duplicates > 0) process.stderr.write(`warning: ${duplicatesWarning(cfg.data, qa.duplicateLines)}\n`);
