@@ -78,6 +78,19 @@ export function recordExamples(
 }
 
 /**
+ * The context left for prompt ⊕ ⟨answer_start⟩ ⊕ answer once `maxTraceTokens` are set aside, or an error naming
+ * `flag` when the trace limit leaves none (instead of a negative "context" in every record's error).
+ */
+export function contextLeft(ctx: number, maxTraceTokens: number, flag = "--max-trace-tokens"): number {
+  if (maxTraceTokens >= ctx)
+    throw new NrtError(
+      `${maxTraceTokens} is not less than the model's context (${ctx} positions): no room for the prompt and answer`,
+      flag,
+    );
+  return ctx - maxTraceTokens;
+}
+
+/**
  * Refuses a record whose text holds a special token's string (`<answer_start>`, `</s>`, `<|im_end|>`…): the
  * tokenizer would encode it as the control token itself, so data could end a trace or an answer where it should not.
  */

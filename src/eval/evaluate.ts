@@ -1,4 +1,4 @@
-import { answerEndId, recordExamples } from "../data/format.js";
+import { answerEndId, contextLeft, recordExamples } from "../data/format.js";
 import type { QaRecord } from "../data/qa.js";
 import { NrtError } from "../errors.js";
 import { type LoadedModel, withAnswerStart } from "../io/load.js";
@@ -78,6 +78,7 @@ export function evaluate(given: LoadedModel, records: readonly QaRecord[], opts:
   const { loaded: withAs, added } = withAnswerStart(given); // SPEC §2, as training would: a base can be measured
   const { model, tokenizer: tok } = withAs;
   const as = tok.answerStartId!; // withAnswerStart guarantees it
+  contextLeft(model.config.maxPositionEmbeddings, maxTraceTokens); // a trace limit past the context is refused
   const examples = recordExamples(tok, withAs.chatTemplate, records, model.config.maxPositionEmbeddings, where);
   const eos = answerEndId(tok, withAs.chatTemplate)!; // y*'s end token (recordExamples has checked it)
   const stop = [...new Set([...tok.specialIds, as, eos])];

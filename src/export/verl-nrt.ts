@@ -11,7 +11,7 @@ import { existsSync, readdirSync, statSync } from "node:fs";
 import { basename, join, resolve } from "node:path";
 import { ChatTemplate } from "../chat/template.js";
 import type { TrainConfig } from "../config/train-config.js";
-import { type Example, recordExamples } from "../data/format.js";
+import { contextLeft, type Example, recordExamples } from "../data/format.js";
 import { type QaFile, readQaFile } from "../data/qa.js";
 import { NrtError } from "../errors.js";
 import { type FileData, writeDirAtomic } from "../io/atomic.js";
@@ -57,7 +57,7 @@ export function exportVerlNrt(out: string, opts: VerlNrtOptions): VerlNrtResult 
   const cfg = opts.settings;
   const source = loadModel(opts.model);
   const vm = verlNrtModel(source);
-  const maxLen = source.model.config.maxPositionEmbeddings - cfg.maxTraceTokens;
+  const maxLen = contextLeft(source.model.config.maxPositionEmbeddings, cfg.maxTraceTokens, "max_trace_tokens");
   const train = readSet(opts.data, source, vm, maxLen, cfg.skipInvalid);
   const test = opts.evalData ? readSet(opts.evalData, source, vm, maxLen, cfg.skipInvalid) : null;
   const all = [...train.examples, ...(test?.examples ?? [])];

@@ -12,11 +12,9 @@
  * implemented; all traces of a step are sampled by the weights at the start of the step.
  */
 
-import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { keysWith } from "../config/schema.js";
-import { type TrainConfig, trainFields } from "../config/train-config.js";
-import { type Example, recordExamples } from "../data/format.js";
+import type { TrainConfig } from "../config/train-config.js";
+import { contextLeft, type Example, recordExamples } from "../data/format.js";
 import { duplicatesWarning, readQaFile } from "../data/qa.js";
 import { type Engine, type Pending, wait } from "../engine/engine.js";
 import { openEngine } from "../engine/open.js";
@@ -27,12 +25,9 @@ import { chatTemplateOf, type LoadedModel, loadModel, withAnswerStart } from "..
 import { saveModelDir } from "../io/model-dir.js";
 import type { SafetensorsDtype } from "../io/safetensors.js";
 import { parseSize } from "../io/weights.js";
-import type { ModelConfig } from "../model/config.js";
-import { activationBytes, checkFits, samplerBytes } from "../model/memory.js";
 import { setThreads } from "../model/native.js";
 import { methods, type NrtObjective, resolveObjective } from "../nrt/methods.js";
 import { sampleParams, type Trace, toTraces } from "../rollout/rollout.js";
-import { packageRoot } from "../util/package-root.js";
 import { Progress } from "../util/progress.js";
 import { checkAlarms } from "./alarms.js";
 import { checkpointName, engineResume, latestCheckpoint, saveCheckpoint } from "./checkpoint.js";
@@ -49,6 +44,7 @@ import {
   termWeights,
 } from "./nrt-batch.js";
 import { adamwSettings } from "./optimizer.js";
+import { checkResumeSettings, readRunConfig, truncateMetrics, versions } from "./run-config.js";
 import {
   ALARMS_FILE,
   checkNewRunDir,
@@ -59,6 +55,7 @@ import {
   SAMPLES_FILE,
 } from "./run-dir.js";
 import { acquireRunLock, type RunLock } from "./run-lock.js";
+import { checkStepFits } from "./step-memory.js";
 
 /** Hooks for library users: a callback per step and their own examples instead of `data`. */
 export interface TrainHooks {
@@ -106,9 +103,6 @@ const SAVE_DTYPES: Record<"float32" | "bfloat16" | "float16", SafetensorsDtype> 
   bfloat16: "BF16",
   float16: "F16",
 };
-
-/** Keys whose change does not alter a run, so `--resume` may be given them anew (`resumable` in the schema). */
-const RESUME_FREE = keysWith(trainFields, (f) => f.resumable === true);
 
 /**
  * Trains per `cfg`; with `resume`, continues the run in cfg.out from its latest checkpoint. Synchronous: the
@@ -214,13 +208,7 @@ function* runLocked(
   let savedData: DataDigest | undefined;
   if (resume) {
     const run = readRunConfig(cfgPath);
-    const saved = run.train;
-    for (const [k, v] of Object.entries(cfg)) {
-      if (RESUME_FREE.has(k) || JSON.stringify(saved[k]) === JSON.stringify(v)) continue;
-      throw new NrtError(`--resume: ${k} was ${JSON.stringify(saved[k])} in this run, now ${JSON.stringify(v)}`, out);
-    }
-    if ((saved.steps as number) > cfg.steps)
-      throw new NrtError(`--resume: steps may only grow (was ${saved.steps})`, out);
+    checkResumeSettings(run.train, cfg, out);
     savedData = run.data;
   }
   setThreads(cfg.threads);
@@ -250,13 +238,8 @@ function* runLocked(
     const qa = readQaFile(cfg.data, { skipInvalid: cfg.skipInvalid });
     data = { size: qa.digest.size, sha256: qa.digest.sha256 };
     if (resume) dataCheck(savedData, data, cfg.data, out, allowDataChange);
-    const ctx = model.config.maxPositionEmbeddings;
-    if (cfg.maxTraceTokens >= ctx)
-      throw new NrtError(
-        `${cfg.maxTraceTokens} is not less than the model's context (${ctx} positions): no room for the prompt and answer`,
-        "--max-trace-tokens",
-      );
-    examples = recordExamples(tokenizer, loaded.chatTemplate, qa.records, ctx - cfg.maxTraceTokens, cfg.data);
+    const maxLen = contextLeft(model.config.maxPositionEmbeddings, cfg.maxTraceTokens);
+    examples = recordExamples(tokenizer, loaded.chatTemplate, qa.records, maxLen, cfg.data);
     if (qa.skipped.length > 0)
       process.stderr.write(`warning: ${cfg.data}: skipped ${qa.skipped.length} invalid record(s) (--skip-invalid)\n`);
     if (qa.duplicates > 0) process.stderr.write(`warning: ${duplicatesWarning(cfg.data, qa.duplicateLines)}\n`);
@@ -347,33 +330,6 @@ function* runLocked(
   });
   yield* wait(engine.close());
   return { outDir: out, steps: step, stopped: "done", lastMetrics: last };
-}
-
-/** Refuses G·K traces (or G SFT sequences) a step of which the native engine could not hold in memory. */
-function checkStepFits(c: ModelConfig, cfg: TrainConfig, examples: readonly Example[], sft: boolean): void {
-  let longest = 0;
-  for (const e of examples) longest = Math.max(longest, e.prompt.length + e.answer.length + 1);
-  const seqLen = longest + (sft ? 0 : cfg.maxTraceTokens);
-  const seqs = cfg.promptsPerStep * (sft ? 1 : cfg.groupSize + 1); // + the empty trace of each question
-  const bytes =
-    activationBytes(c, seqs * seqLen, seqLen) + (sft ? 0 : samplerBytes(c, cfg.promptsPerStep * cfg.groupSize, seqLen));
-  const what = sft
-    ? `a step of ${cfg.promptsPerStep} sequences`
-    : `a step of ${cfg.promptsPerStep} × ${cfg.groupSize} traces`;
-  checkFits(bytes, what, sft ? "--prompts-per-step" : "--prompts-per-step or --group-size");
-}
-
-/** RUN/run_config.json: the saved settings and, where recorded, the data file's digest. */
-function readRunConfig(path: string): { train: Record<string, unknown>; data?: DataDigest } {
-  let json: unknown;
-  try {
-    json = JSON.parse(readFileSync(path, "utf8"));
-  } catch (e) {
-    throw new NrtError(`cannot read the run's settings (${(e as Error).message})`, path);
-  }
-  const o = json as { train?: unknown; data?: DataDigest };
-  if (typeof o?.train !== "object" || o.train === null) throw new NrtError(`no "train" settings`, path);
-  return { train: o.train as Record<string, unknown>, data: o.data };
 }
 
 /** null if every named quantity is finite, else what is not, e.g. "non-finite loss (NaN)". */
@@ -500,53 +456,6 @@ function* sftStep(
     "time/update_ms": t1 - t0,
     tokens_per_s: (b.packed.length / (t1 - t0)) * 1000,
   };
-}
-
-/**
- * Keeps the lines of steps ≤ lastStep, replacing the file atomically (a kill here must not lose the metrics). A
- * line that does not parse is a write torn by a kill if it is the last one (always after the checkpoint: a step's
- * line is appended before its checkpoint is written) and is dropped; anywhere else it is an error.
- */
-function truncateMetrics(path: string, lastStep: number): void {
-  if (!existsSync(path)) return;
-  const lines = readFileSync(path, "utf8").split("\n");
-  const keep: string[] = [];
-  for (const [i, l] of lines.entries()) {
-    if (!l.trim()) continue;
-    let step: unknown;
-    try {
-      step = (JSON.parse(l) as { step?: unknown }).step;
-    } catch {
-      if (lines.slice(i + 1).every((r) => !r.trim())) break;
-      throw new NrtError("malformed metrics line", `${path}:${i + 1}`);
-    }
-    if (typeof step === "number" && step <= lastStep) keep.push(`${l}\n`);
-  }
-  writeFileAtomic(path, keep.join(""));
-}
-
-/** nrt's version, Node's, and the installed versions of nrt's runtime dependencies, for run_config.json. */
-function versions(): Record<string, string> {
-  const root = packageRoot();
-  const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as {
-    version: string;
-    dependencies?: Record<string, string>;
-  };
-  const out: Record<string, string> = {
-    nrt: pkg.version,
-    node: process.version,
-    platform: `${process.platform}-${process.arch}`,
-  };
-  for (const dep of Object.keys(pkg.dependencies ?? {})) {
-    try {
-      out[dep] = (
-        JSON.parse(readFileSync(join(root, "node_modules", dep, "package.json"), "utf8")) as { version: string }
-      ).version;
-    } catch {
-      out[dep] = "not found";
-    }
-  }
-  return out;
 }
 
 export { TIMING as isTimingKey };

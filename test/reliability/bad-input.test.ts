@@ -218,7 +218,7 @@ describe("bad settings are refused naming the key", () => {
     const broken = join(s.dir, "broken.yaml");
     writeFileSync(broken, "steps: [1,\n");
     refused({ extra: ["--config", broken] }, `${broken}: not valid YAML`);
-    refused({ extra: ["--group-size", "0"] }, /flags: group_size = "0" is invalid/);
+    refused({ extra: ["--group-size", "0"] }, /flags: group_size = 0 is invalid/);
   });
 });
 

@@ -156,11 +156,18 @@ describe("the native engine's limits are checked first", () => {
     expect(JSON.parse(r.stdout).samples[0].tokens.length).toBeLessThanOrEqual(3);
   });
 
-  it("--max-trace-tokens not less than the context is named as such", () => {
-    expectOneLine(
-      train({ extra: ["--max-trace-tokens", "100000"] }),
-      "--max-trace-tokens: 100000 is not less than the model's context (256 positions)",
-    );
+  it("--max-trace-tokens not less than the context is named as such (train, eval, export)", () => {
+    const what = "--max-trace-tokens: 100000 is not less than the model's context (256 positions)";
+    expectOneLine(train({ extra: ["--max-trace-tokens", "100000"] }), what);
+    const ev = nrt(["eval", s.model, "--data", s.data, "--max-trace-tokens", "100000", "--threads", "1"]);
+    expect(ev.status).toBe(2); // after eval's own progress line
+    expect(ev.stderr).toMatch(`nrt: error: ${what}`);
+    expect(ev.stderr).not.toMatch(STACK);
+    const cfg = join(s.dir, "long-traces.yaml");
+    writeFileSync(cfg, "max_trace_tokens: 100000\n");
+    const out = join(s.dir, "verl-out");
+    const r = nrt(["export", "--format", "verl-nrt", s.model, "--data", s.data, "--config", cfg, "-o", out]);
+    expectOneLine(r, "max_trace_tokens: 100000 is not less than the model's context");
   });
 });
 
