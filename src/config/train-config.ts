@@ -107,6 +107,15 @@ export const trainFields = {
     resumable: true,
     verl: { none: "the recipe raises on a non-finite reward (nrt_ray_trainer: 'trace_reward is nan or inf')" },
   }),
+  questionField: field(z.string().min(1), "question", "the data's question field (plain records)", {
+    verl: { keys: "the export reads the data as nrt train does" },
+  }),
+  answerField: field(z.string().min(1), "answer", "the data's answer field (plain records)", {
+    verl: { keys: "the export reads the data as nrt train does" },
+  }),
+  messagesField: field(z.string().min(1), "messages", "the data's chat-turns field (chat records)", {
+    verl: { keys: "the export reads the data as nrt train does" },
+  }),
   skipInvalid: field(bool(), false, "turn invalid data records into counted warnings", {
     verl: { keys: "the export reads the data as nrt train does" },
   }),

@@ -16,8 +16,27 @@ export interface QaProblem {
   message: string;
 }
 
-/** Parses one JSONL line into a record, or says what is wrong with it. */
-export function parseQaLine(text: string, line: number): QaRecord | QaProblem {
+/** Where a record's parts are: the field names (defaults `question`, `answer`, `messages`). */
+export interface QaFields {
+  question?: string;
+  answer?: string;
+  messages?: string;
+}
+
+/** The field names of `nrt train`'s settings (or any object with them). */
+export function qaFields(o: { questionField?: string; answerField?: string; messagesField?: string }): QaFields {
+  return { question: o.questionField, answer: o.answerField, messages: o.messagesField };
+}
+
+/**
+ * Parses one JSONL line into a record, or says what is wrong with it. Three forms: `{question, answer}` (field names
+ * as `fields` says), chat `{messages: [...]}` whose last assistant turn is the answer, and TRL's prompt–completion
+ * records, `{prompt: "text", completion: "text"}` or conversational `{prompt: [turns], completion: [turns]}`.
+ */
+export function parseQaLine(text: string, line: number, fields: QaFields = {}): QaRecord | QaProblem {
+  const qKey = fields.question ?? "question";
+  const aKey = fields.answer ?? "answer";
+  const mKey = fields.messages ?? "messages";
   let o: unknown;
   try {
     o = JSON.parse(text);
@@ -26,32 +45,49 @@ export function parseQaLine(text: string, line: number): QaRecord | QaProblem {
   }
   if (typeof o !== "object" || o === null || Array.isArray(o)) return { line, message: "not a JSON object" };
   const r = o as Record<string, unknown>;
-  if (r.messages !== undefined && !Array.isArray(r.messages))
-    return { line, message: `"messages" must be a list of {"role", "content"} turns, got ${typeOf(r.messages)}` };
-  if (Array.isArray(r.messages)) {
-    const msgs = r.messages as unknown[];
-    for (const [i, m] of msgs.entries()) {
-      const mm = m as Record<string, unknown>;
-      if (typeof mm !== "object" || mm === null || typeof mm.role !== "string" || typeof mm.content !== "string")
-        return { line, message: `messages[${i}] needs string "role" and "content"` };
-    }
-    const turns = msgs as { role: string; content: string }[];
-    let last = -1;
-    for (let i = turns.length - 1; i >= 0; i--)
-      if (turns[i].role === "assistant") {
-        last = i;
-        break;
-      }
-    if (last < 0) return { line, message: "chat record has no assistant turn" };
-    if (turns[last].content.length === 0) return { line, message: "empty answer (last assistant turn)" };
-    const before = turns.slice(0, last);
-    const question = [...before].reverse().find((m) => m.role === "user")?.content ?? "";
-    return { question, answer: turns[last].content, messages: before, line };
+  if (r[mKey] === undefined && r[qKey] === undefined && r.prompt !== undefined && r.completion !== undefined)
+    return promptCompletion(r.prompt, r.completion, line);
+  if (r[mKey] !== undefined && !Array.isArray(r[mKey]))
+    return { line, message: `"${mKey}" must be a list of {"role", "content"} turns, got ${typeOf(r[mKey])}` };
+  if (Array.isArray(r[mKey])) return chatRecord(r[mKey] as unknown[], line, mKey);
+  if (typeof r[qKey] !== "string") return { line, message: `"${qKey}" must be a string` };
+  if (typeof r[aKey] !== "string") return { line, message: `"${aKey}" must be a string` };
+  if ((r[aKey] as string).length === 0) return { line, message: "empty answer" };
+  return { question: r[qKey] as string, answer: r[aKey] as string, line };
+}
+
+/** TRL's prompt–completion record: plain text on both sides, or turns on both (the completion's last assistant turn). */
+function promptCompletion(prompt: unknown, completion: unknown, line: number): QaRecord | QaProblem {
+  if (typeof prompt === "string" && typeof completion === "string") {
+    if (completion.length === 0) return { line, message: "empty answer (completion)" };
+    return { question: prompt, answer: completion, line };
   }
-  if (typeof r.question !== "string") return { line, message: `"question" must be a string` };
-  if (typeof r.answer !== "string") return { line, message: `"answer" must be a string` };
-  if (r.answer.length === 0) return { line, message: "empty answer" };
-  return { question: r.question, answer: r.answer, line };
+  if (Array.isArray(prompt) && Array.isArray(completion)) return chatRecord([...prompt, ...completion], line, "prompt");
+  return {
+    line,
+    message: `"prompt" and "completion" must both be strings or both lists of turns, got ${typeOf(prompt)} and ${typeOf(completion)}`,
+  };
+}
+
+/** A chat record: the turns before the last assistant turn are the prompt, its content the answer. */
+function chatRecord(msgs: unknown[], line: number, key: string): QaRecord | QaProblem {
+  for (const [i, m] of msgs.entries()) {
+    const mm = m as Record<string, unknown>;
+    if (typeof mm !== "object" || mm === null || typeof mm.role !== "string" || typeof mm.content !== "string")
+      return { line, message: `${key}[${i}] needs string "role" and "content"` };
+  }
+  const turns = msgs as { role: string; content: string }[];
+  let last = -1;
+  for (let i = turns.length - 1; i >= 0; i--)
+    if (turns[i].role === "assistant") {
+      last = i;
+      break;
+    }
+  if (last < 0) return { line, message: "chat record has no assistant turn" };
+  if (turns[last].content.length === 0) return { line, message: "empty answer (last assistant turn)" };
+  const before = turns.slice(0, last);
+  const question = [...before].reverse().find((m) => m.role === "user")?.content ?? "";
+  return { question, answer: turns[last].content, messages: before, line };
 }
 
 function typeOf(v: unknown): string {
@@ -74,7 +110,10 @@ export interface QaFile {
  * file:line), and checks every line before anything trains. Problems are reported all at once with file:line;
  * with `skipInvalid` they become counted warnings instead.
  */
-export function readQaFile(path: string, { skipInvalid = false } = {}): QaFile {
+export function readQaFile(
+  path: string,
+  { skipInvalid = false, fields = {} }: { skipInvalid?: boolean; fields?: QaFields } = {},
+): QaFile {
   const records: QaRecord[] = [];
   const problems: QaProblem[] = [];
   const seen = new Map<string, number>();
@@ -92,7 +131,7 @@ export function readQaFile(path: string, { skipInvalid = false } = {}): QaFile {
       }
       const line = text.trim();
       if (line.length === 0) return;
-      const r = parseQaLine(line, n);
+      const r = parseQaLine(line, n, fields);
       if ("message" in r) problems.push(r);
       else {
         const key = JSON.stringify([r.messages ?? r.question, r.answer]);

@@ -12,7 +12,7 @@ import { basename, join, resolve } from "node:path";
 import { ChatTemplate } from "../chat/template.js";
 import type { TrainConfig } from "../config/train-config.js";
 import { contextLeft, type Example, recordExamples } from "../data/format.js";
-import { type QaFile, readQaFile } from "../data/qa.js";
+import { type QaFields, type QaFile, qaFields, readQaFile } from "../data/qa.js";
 import { NrtError } from "../errors.js";
 import { type FileData, writeDirAtomic } from "../io/atomic.js";
 import { type LoadedModel, loadModel } from "../io/load.js";
@@ -58,8 +58,8 @@ export function exportVerlNrt(out: string, opts: VerlNrtOptions): VerlNrtResult 
   const source = loadModel(opts.model);
   const vm = verlNrtModel(source);
   const maxLen = contextLeft(source.model.config.maxPositionEmbeddings, cfg.maxTraceTokens, "max_trace_tokens");
-  const train = readSet(opts.data, source, vm, maxLen, cfg.skipInvalid);
-  const test = opts.evalData ? readSet(opts.evalData, source, vm, maxLen, cfg.skipInvalid) : null;
+  const train = readSet(opts.data, source, vm, maxLen, cfg.skipInvalid, qaFields(cfg));
+  const test = opts.evalData ? readSet(opts.evalData, source, vm, maxLen, cfg.skipInvalid, qaFields(cfg)) : null;
   const all = [...train.examples, ...(test?.examples ?? [])];
   const r = verlNrtOverrides(cfg, {
     trainRows: train.rows.length,
@@ -120,8 +120,15 @@ interface DataSet {
 }
 
 /** Reads one JSONL file into rows, checking that the recipe would tokenise each row as nrt does. */
-function readSet(file: string, source: LoadedModel, vm: VerlNrtModel, maxLen: number, skipInvalid: boolean): DataSet {
-  const qa = readQaFile(file, { skipInvalid });
+function readSet(
+  file: string,
+  source: LoadedModel,
+  vm: VerlNrtModel,
+  maxLen: number,
+  skipInvalid: boolean,
+  fields: QaFields,
+): DataSet {
+  const qa = readQaFile(file, { skipInvalid, fields });
   const examples = recordExamples(source.tokenizer, source.chatTemplate, qa.records, maxLen, file);
   const rows = verlNrtRows(qa.records, file);
   const template = new ChatTemplate(vm.chatTemplate, vm.specialTokens, "model/tokenizer_config.json: chat_template");

@@ -15,7 +15,7 @@
 import { join } from "node:path";
 import type { TrainConfig } from "../config/train-config.js";
 import { contextLeft, type Example, recordExamples } from "../data/format.js";
-import { duplicatesWarning, readQaFile } from "../data/qa.js";
+import { duplicatesWarning, qaFields, readQaFile } from "../data/qa.js";
 import { type Engine, type Pending, wait } from "../engine/engine.js";
 import { openEngine } from "../engine/open.js";
 import { NrtError } from "../errors.js";
@@ -235,7 +235,7 @@ function* runLocked(
   let examples = hooks.examples;
   let data: DataDigest | undefined;
   if (!examples) {
-    const qa = readQaFile(cfg.data, { skipInvalid: cfg.skipInvalid });
+    const qa = readQaFile(cfg.data, { skipInvalid: cfg.skipInvalid, fields: qaFields(cfg) });
     data = { size: qa.digest.size, sha256: qa.digest.sha256 };
     if (resume) dataCheck(savedData, data, cfg.data, out, allowDataChange);
     const maxLen = contextLeft(model.config.maxPositionEmbeddings, cfg.maxTraceTokens);

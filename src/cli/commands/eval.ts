@@ -1,7 +1,7 @@
 import { writeFileSync } from "node:fs";
 import os from "node:os";
 import type { Command } from "commander";
-import { readQaFile } from "../../data/qa.js";
+import { qaFields, readQaFile } from "../../data/qa.js";
 import { NrtError } from "../../errors.js";
 import { evaluate } from "../../eval/evaluate.js";
 import { formatEvalTable, formatHardTokens, formatSamples, predictionsJsonl } from "../../eval/format.js";
@@ -20,6 +20,9 @@ interface EvalFlags {
   samples?: string;
   skipInvalid?: boolean;
   predictions?: string;
+  questionField?: string;
+  answerField?: string;
+  messagesField?: string;
   force?: boolean;
 }
 
@@ -37,6 +40,9 @@ export function register(program: Command): void {
     .option("--threads <n>", "compute threads", String(Math.max(1, os.availableParallelism())))
     .option("--samples <n>", "questions to show with their traces (default 3; with --json only when given)")
     .option("--skip-invalid", "skip invalid data records with a warning")
+    .option("--question-field <name>", "the data's question field", "question")
+    .option("--answer-field <name>", "the data's answer field", "answer")
+    .option("--messages-field <name>", "the data's chat-turns field", "messages")
     .option("--predictions <file>", "write one JSON line per question: reference, free trace and answer, correct")
     .option("--force", "let --predictions replace an existing file")
     .action((pos: string | undefined, o: EvalFlags) => {
@@ -52,7 +58,7 @@ export function register(program: Command): void {
         where: o.data,
       };
       setThreads(parseIntArg(o.threads, "--threads"));
-      const data = readQaFile(o.data, { skipInvalid: Boolean(o.skipInvalid) });
+      const data = readQaFile(o.data, { skipInvalid: Boolean(o.skipInvalid), fields: qaFields(o) });
       for (const p of data.skipped) process.stderr.write(`nrt eval: skipped ${o.data}:${p.line}: ${p.message}\n`);
       const loaded = loadModel(path);
       const t0 = Date.now();
