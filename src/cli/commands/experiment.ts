@@ -11,13 +11,14 @@ export function register(program: Command): void {
     .description("methods × seeds × worlds from the shipped bases, with a results table (mean and spread)")
     .option("-o, --out <dir>", "where the runs go (finished runs are reused)", "runs/experiment")
     .option("--worlds <list>", "comma-separated worlds", "chain2,chain")
+    .option("--world <name>", "one world (the same as --worlds NAME)")
     .option("--methods <list>", "comma-separated methods", "sft,rlpr,verifree,nrt-gm,jlb,nrt-ws")
     .option("--seeds <list>", "comma-separated seeds", "0,1,2")
     .option("--steps <n>", "post-training steps per run", "200")
     .option("--eval-n <n>", "held-out questions per world", "400")
     .option("--threads <n>", "runs in parallel (one thread each)", String(os.availableParallelism()))
     .action(async (o: Record<string, string>) => {
-      const worlds = o.worlds.split(",").map((s) => s.trim());
+      const worlds = (o.world ?? o.worlds).split(",").map((s) => s.trim());
       for (const w of worlds)
         if (!isWorld(w)) throw new NrtError(`unknown world ${w} (${WORLDS.join(", ")})`, "--worlds");
       const { table } = await experiment({
