@@ -14,10 +14,8 @@ export const QA_LINES = ["a1,b+2;b", "a3,b*2;b", "a5,b+1;b", "a2,b*3;b", "a7,b+3
   return JSON.stringify({ question: q, answer: `b=${v}` });
 });
 
-/** A fresh temp directory holding `model/` (tiny random Llama, char tokenizer) and `train.jsonl`. */
-export function setup(prefix = "nrt-tiny-"): { dir: string; model: string; data: string } {
-  const dir = mkdtempSync(join(tmpdir(), prefix));
-  const model = join(dir, "model");
+/** The tiny random Llama of the trainer tests (char vocabulary, 2 layers, hidden 32, GQA), from `seed`. */
+export function tinyModel(seed = 3): Model {
   const cfg = llamaConfig({
     vocabSize: CHAR_VOCAB_SIZE,
     hiddenSize: 32,
@@ -29,7 +27,14 @@ export function setup(prefix = "nrt-tiny-"): { dir: string; model: string; data:
     eosTokenId: CHAR_IDS.eos,
     answerStartTokenId: CHAR_IDS.answerStart,
   });
-  saveModelDir(model, Model.init(cfg, 3, 0.1), { "tokenizer.json": JSON.stringify(charTokenizerJson()) });
+  return Model.init(cfg, seed, 0.1);
+}
+
+/** A fresh temp directory holding `model/` (tiny random Llama, char tokenizer) and `train.jsonl`. */
+export function setup(prefix = "nrt-tiny-"): { dir: string; model: string; data: string } {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  const model = join(dir, "model");
+  saveModelDir(model, tinyModel(), { "tokenizer.json": JSON.stringify(charTokenizerJson()) });
   const data = join(dir, "train.jsonl");
   writeFileSync(data, `${QA_LINES.join("\n")}\n`);
   return { dir, model, data };

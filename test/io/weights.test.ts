@@ -11,12 +11,10 @@ import { loadModel } from "../../src/io/load.js";
 import { loadModelDir, modelDirFiles, saveModelDir } from "../../src/io/model-dir.js";
 import { encodeSafetensors } from "../../src/io/safetensors.js";
 import { parseSize, readWeights, WEIGHTS_INDEX_FILE, weightFiles } from "../../src/io/weights.js";
-import { llamaConfig } from "../../src/model/config.js";
-import { Model } from "../../src/model/model.js";
-import { CHAR_IDS, CHAR_VOCAB_SIZE, charTokenizerJson } from "../../src/tokenizer/char-tokenizer-json.js";
+import { charTokenizerJson } from "../../src/tokenizer/char-tokenizer-json.js";
 import { train } from "../../src/train/trainer.js";
 import { Rng } from "../../src/util/rng.js";
-import { QA_LINES, TINY } from "../helpers/tiny-run.js";
+import { QA_LINES, TINY, tinyModel } from "../helpers/tiny-run.js";
 
 const tmp = () => mkdtempSync(join(tmpdir(), "nrt-weights-"));
 
@@ -35,21 +33,6 @@ function nearestBf16(x: number): number {
   if (da < db) return a;
   if (db < da) return b;
   return ((lo >>> 16) & 1) === 0 ? a : b;
-}
-
-function tinyModel(seed = 3): Model {
-  const cfg = llamaConfig({
-    vocabSize: CHAR_VOCAB_SIZE,
-    hiddenSize: 32,
-    numLayers: 2,
-    numHeads: 2,
-    numKvHeads: 1,
-    intermediateSize: 64,
-    bosTokenId: CHAR_IDS.bos,
-    eosTokenId: CHAR_IDS.eos,
-    answerStartTokenId: CHAR_IDS.answerStart,
-  });
-  return Model.init(cfg, seed, 0.1);
 }
 
 describe("bfloat16 writing", () => {
