@@ -1,7 +1,7 @@
 /** Shared fixtures of the reliability tests: a tiny model and QA file, the CLI, run-directory snapshots. */
 import { spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { cpSync, existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { resolveFields } from "../../src/config/schema.js";
@@ -102,3 +102,26 @@ export function snapshot(dir: string): Record<string, string> {
 
 /** A stack trace in CLI output means an error escaped as a crash instead of a message. */
 export const STACK = /\n\s+at .+:\d+:\d+/;
+
+/** Scratch inputs in `s.dir`, each under a fresh name: a data file of lines (or raw bytes), a copy of the model. */
+export function scratch(s: { dir: string; model: string }) {
+  let n = 0;
+  return {
+    dataFile(content: string[] | Uint8Array): string {
+      const p = join(s.dir, `data-${n++}.jsonl`);
+      writeFileSync(p, Array.isArray(content) ? `${content.join("\n")}\n` : content);
+      return p;
+    },
+    /** A copy of the tiny model directory, edited by `edit`. */
+    modelCopy(edit: (dir: string) => void): string {
+      const dir = join(s.dir, `model-${n++}`);
+      cpSync(s.model, dir, { recursive: true });
+      edit(dir);
+      return dir;
+    },
+    /** A fresh path for an output. */
+    fresh(stem: string): string {
+      return join(s.dir, `${stem}-${n++}`);
+    },
+  };
+}

@@ -3,34 +3,20 @@
  * (file:line, key or tensor), exit code 2, no stack trace, and nothing written: no run directory is created and an
  * existing one is left byte for byte as it was.
  */
-import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readSafetensors, writeSafetensors } from "../../src/io/safetensors.js";
-import { nrt, QA_LINES, STACK, setup, snapshot, TINY_FLAGS } from "./_setup.js";
+import { nrt, QA_LINES, STACK, scratch, setup, snapshot, TINY_FLAGS } from "./_setup.js";
 
 const s = setup("nrt-bad-");
 afterAll(() => rmSync(s.dir, { recursive: true, force: true }));
 
-let n = 0;
-/** A data file of `lines` (joined with "\n"), or of raw bytes. */
-function dataFile(content: string[] | Uint8Array): string {
-  const p = join(s.dir, `data-${n++}.jsonl`);
-  writeFileSync(p, Array.isArray(content) ? `${content.join("\n")}\n` : content);
-  return p;
-}
-
-/** A copy of the tiny model directory, edited by `edit`. */
-function modelCopy(edit: (dir: string) => void): string {
-  const dir = join(s.dir, `model-${n++}`);
-  cpSync(s.model, dir, { recursive: true });
-  edit(dir);
-  return dir;
-}
+const { dataFile, modelCopy, fresh } = scratch(s);
 
 /** Runs `nrt train` into a fresh --out and expects a refusal: exit 2, a message matching `where`, no run dir. */
 function refused(args: { model?: string; data?: string; extra?: string[] }, ...where: (string | RegExp)[]): string {
-  const out = join(s.dir, `run-${n++}`);
+  const out = fresh("run");
   const r = nrt([
     "train",
     "--model",

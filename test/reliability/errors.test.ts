@@ -4,28 +4,16 @@
  * a raw `RangeError` or a native message; and data that would silently train wrong is refused.
  */
 import { spawnSync } from "node:child_process";
-import { closeSync, cpSync, openSync, readFileSync, rmSync, truncateSync, writeFileSync } from "node:fs";
+import { closeSync, openSync, readFileSync, rmSync, truncateSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { appendNoFollow } from "../../src/io/append.js";
-import { BIN, nrt, QA_LINES, ROOT, STACK, setup, TINY_FLAGS } from "./_setup.js";
+import { BIN, nrt, QA_LINES, ROOT, STACK, scratch, setup, TINY_FLAGS } from "./_setup.js";
 
 const s = setup("nrt-errors-");
 afterAll(() => rmSync(s.dir, { recursive: true, force: true }));
 
-let n = 0;
-function dataFile(lines: string[]): string {
-  const p = join(s.dir, `data-${n++}.jsonl`);
-  writeFileSync(p, `${lines.join("\n")}\n`);
-  return p;
-}
-
-function modelCopy(edit: (dir: string) => void): string {
-  const dir = join(s.dir, `model-${n++}`);
-  cpSync(s.model, dir, { recursive: true });
-  edit(dir);
-  return dir;
-}
+const { dataFile, modelCopy, fresh } = scratch(s);
 
 /** One line on stderr, exit 2, no stack, matching every `what`. */
 function expectOneLine(r: { status: number | null; stderr: string }, ...what: (string | RegExp)[]): void {
@@ -44,7 +32,7 @@ const train = (o: { model?: string; data?: string; extra?: string[] }) =>
     "--data",
     o.data ?? s.data,
     "--out",
-    join(s.dir, `run-${n++}`),
+    fresh("run"),
     "--steps",
     "1",
     ...TINY_FLAGS,
