@@ -4,6 +4,7 @@ import { createHash } from "node:crypto";
 import { cpSync, existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { expect } from "vitest";
 import { resolveFields } from "../../src/config/schema.js";
 import { type TrainConfig, trainFields } from "../../src/config/train-config.js";
 import { isTimingKey } from "../../src/train/trainer.js";
@@ -124,4 +125,27 @@ export function scratch(s: { dir: string; model: string }) {
       return join(s.dir, `${stem}-${n++}`);
     },
   };
+}
+
+/**
+ * Runs `nrt train` (the tiny settings, 2 steps) into `out` and expects a refusal before anything is written: exit 2,
+ * `nrt: error: …` with no stack trace, every `what` matched, and no run directory. Returns stderr.
+ */
+export function trainRefused(
+  s: { model: string; data: string },
+  out: string,
+  args: { model?: string; data?: string; extra?: string[] },
+  ...what: (string | RegExp)[]
+): string {
+  const r = nrt([
+    ...["train", "--model", args.model ?? s.model, "--data", args.data ?? s.data, "--out", out, "--steps", "2"],
+    ...TINY_FLAGS,
+    ...(args.extra ?? []),
+  ]);
+  expect(r.status, r.stderr).toBe(2);
+  expect(r.stderr).toMatch(/^nrt: error: /);
+  expect(r.stderr).not.toMatch(STACK);
+  for (const w of what) expect(r.stderr).toMatch(w);
+  expect(existsSync(out), "the run directory must not be created").toBe(false);
+  return r.stderr;
 }

@@ -3,11 +3,11 @@
  * (file:line, key or tensor), exit code 2, no stack trace, and nothing written: no run directory is created and an
  * existing one is left byte for byte as it was.
  */
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readSafetensors, writeSafetensors } from "../../src/io/safetensors.js";
-import { nrt, QA_LINES, STACK, scratch, setup, snapshot, TINY_FLAGS } from "./_setup.js";
+import { nrt, QA_LINES, STACK, scratch, setup, snapshot, TINY_FLAGS, trainRefused } from "./_setup.js";
 
 const s = setup("nrt-bad-");
 afterAll(() => rmSync(s.dir, { recursive: true, force: true }));
@@ -16,26 +16,7 @@ const { dataFile, modelCopy, fresh } = scratch(s);
 
 /** Runs `nrt train` into a fresh --out and expects a refusal: exit 2, a message matching `where`, no run dir. */
 function refused(args: { model?: string; data?: string; extra?: string[] }, ...where: (string | RegExp)[]): string {
-  const out = fresh("run");
-  const r = nrt([
-    "train",
-    "--model",
-    args.model ?? s.model,
-    "--data",
-    args.data ?? s.data,
-    "--out",
-    out,
-    "--steps",
-    "2",
-    ...TINY_FLAGS,
-    ...(args.extra ?? []),
-  ]);
-  expect(r.status, r.stderr).toBe(2);
-  expect(r.stderr).toMatch(/^nrt: error: /);
-  expect(r.stderr).not.toMatch(STACK);
-  for (const w of where) expect(r.stderr).toMatch(w);
-  expect(existsSync(out), "the run directory must not be created").toBe(false);
-  return r.stderr;
+  return trainRefused(s, fresh("run"), args, ...where);
 }
 
 describe("bad data is refused with file:line before anything is written", () => {

@@ -10,33 +10,16 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { readQaFile } from "../../src/data/qa.js";
 import { LIMITS } from "../../src/io/read.js";
-import { nrt, nrtSpawn, QA_LINES, STACK, setup, TINY_FLAGS } from "./_setup.js";
+import { nrtSpawn, QA_LINES, setup, TINY_FLAGS, trainRefused } from "./_setup.js";
 
 const s = setup("nrt-limits-");
 afterAll(() => rmSync(s.dir, { recursive: true, force: true }));
 
 let n = 0;
+/** A refusal as `trainRefused` checks it, on one line of stderr. */
 function refused(args: { model?: string; data?: string; extra?: string[] }, ...what: (string | RegExp)[]): void {
-  const out = join(s.dir, `run-${n++}`);
-  const r = nrt([
-    "train",
-    "--model",
-    args.model ?? s.model,
-    "--data",
-    args.data ?? s.data,
-    "--out",
-    out,
-    "--steps",
-    "1",
-    ...TINY_FLAGS,
-    ...(args.extra ?? []),
-  ]);
-  expect(r.status, r.stderr).toBe(2);
-  expect(r.stderr).toMatch(/^nrt: error: /);
-  expect(r.stderr).not.toMatch(STACK);
-  expect(r.stderr.trim().split("\n")).toHaveLength(1);
-  for (const w of what) expect(r.stderr).toMatch(w);
-  expect(existsSync(out)).toBe(false);
+  const err = trainRefused(s, join(s.dir, `run-${n++}`), args, ...what);
+  expect(err.trim().split("\n")).toHaveLength(1);
 }
 
 describe("data files", () => {
