@@ -9,6 +9,7 @@
         "src/sampler.cc",
         "src/optim.cc",
         "src/kernels/matmul.cc",
+        "src/kernels/lora.cc",
         "src/kernels/rmsnorm.cc",
         "src/kernels/rope.cc",
         "src/kernels/attention.cc",

@@ -26,6 +26,11 @@ Job (one JSON object)
     seqLens  [int], lengths of those sequences (sum = len(tokens)); each is run on its own, positions from 0
     weights  [float] aligned with tokens (optional, default all 1); the weight at a sequence's first token is ignored
     dtype    "float32" | "float64" (default "float64"): the compute precision. Parameters are float32 numbers either way.
+    lora     optional LoRA adapter: {rank, alpha, params (base64 float32), table [{name, shape, offset, size}]} with
+             PEFT's tensor names (base_model.model.model.layers.N.self_attn.q_proj.lora_A.weight (R, in),
+             ….lora_B.weight (out, R)). Each projection that has an A and a B computes, as PEFT's lora.Linear.forward
+             does with lora_dropout 0: result = base_layer(x) + lora_B(lora_A(x)) * (alpha / rank). The base is then
+             frozen: grads holds the adapter's tensors alone.
 
 Result (one JSON object). Every array is base64 of little-endian float64 values (whatever the compute dtype), so
 a float64 run loses nothing in transit; shapes are given by the job.
@@ -122,7 +127,17 @@ def attention_mask(T, window, dtype):
     return mask
 
 
-def forward_sequence(P, cfg, tokens):
+def linear(P, lora, name, x):
+    """x @ W^T for the projection `name` (e.g. model.layers.0.self_attn.q_proj), plus its LoRA delta if it has one."""
+    y = x @ P[name + ".weight"].T
+    if lora is not None and f"base_model.model.{name}.lora_A.weight" in lora["P"]:
+        A = lora["P"][f"base_model.model.{name}.lora_A.weight"]
+        B = lora["P"][f"base_model.model.{name}.lora_B.weight"]
+        y = y + ((x @ A.T) @ B.T) * lora["scaling"]
+    return y
+
+
+def forward_sequence(P, cfg, tokens, lora=None):
     """Logits (T, V) of one sequence, as LlamaForCausalLM computes them (batch of one, positions 0..T-1)."""
     C, NH, NKV, HS, L = cfg["C"], cfg["NH"], cfg["NKV"], cfg["HS"], cfg["L"]
     T = len(tokens)
@@ -137,7 +152,7 @@ def forward_sequence(P, cfg, tokens):
         p = f"model.layers.{layer}."
         residual = h
         x = rms_norm(h, P[p + "input_layernorm.weight"], cfg["eps"])
-        q, k, v = (x @ P[p + f"self_attn.{n}_proj.weight"].T for n in "qkv")
+        q, k, v = (linear(P, lora, p + f"self_attn.{n}_proj", x) for n in "qkv")
         if cfg["qkv_bias"]:  # Qwen2: nn.Linear(..., bias=True) on q, k and v
             q, k, v = (t + P[p + f"self_attn.{n}_proj.bias"] for t, n in zip((q, k, v), "qkv"))
         q = q.view(T, NH, HS).transpose(0, 1)  # (NH, T, HS)
@@ -154,12 +169,12 @@ def forward_sequence(P, cfg, tokens):
         scores = (q @ k.transpose(1, 2)) * scaling + mask  # (NH, T, T)
         probs = torch.softmax(scores, dim=-1)
         y = (probs @ v).transpose(0, 1).reshape(T, NH * HS)
-        h = residual + y @ P[p + "self_attn.o_proj.weight"].T
+        h = residual + linear(P, lora, p + "self_attn.o_proj", y)
         residual = h
         x = rms_norm(h, P[p + "post_attention_layernorm.weight"], cfg["eps"])
-        gate = x @ P[p + "mlp.gate_proj.weight"].T
-        up = x @ P[p + "mlp.up_proj.weight"].T
-        h = residual + (torch.nn.functional.silu(gate) * up) @ P[p + "mlp.down_proj.weight"].T
+        gate = linear(P, lora, p + "mlp.gate_proj", x)
+        up = linear(P, lora, p + "mlp.up_proj", x)
+        h = residual + linear(P, lora, p + "mlp.down_proj", torch.nn.functional.silu(gate) * up)
     h = rms_norm(h, P["model.norm.weight"], cfg["eps"])
     head = P["model.embed_tokens.weight"] if cfg["tied"] else P["lm_head.weight"]
     return h @ head.T
@@ -185,11 +200,19 @@ def run_job(job):
         "qkv_bias": bool(c.get("qkvBias", False)),
         "qk_norm": bool(c.get("qkNorm", False)),
     }
-    flat = b64_to_f32(job["params"])
-    P = {}
-    for row in job["table"]:
-        a = flat[row["offset"] : row["offset"] + row["size"]].astype(np.float64).reshape(row["shape"])
-        P[row["name"]] = torch.tensor(a, dtype=dtype, requires_grad=True)
+    def tensors(b64, table, trainable):
+        flat = b64_to_f32(b64)
+        out = {}
+        for row in table:
+            a = flat[row["offset"] : row["offset"] + row["size"]].astype(np.float64).reshape(row["shape"])
+            out[row["name"]] = torch.tensor(a, dtype=dtype, requires_grad=trainable)
+        return out
+
+    lj = job.get("lora")
+    lora = None
+    if lj:
+        lora = {"P": tensors(lj["params"], lj["table"], True), "scaling": float(lj["alpha"]) / int(lj["rank"])}
+    P = tensors(job["params"], job["table"], lora is None)
     expected = {"model.embed_tokens.weight", "model.norm.weight"} | ({"lm_head.weight"} if not cfg["tied"] else set())
     missing = expected - P.keys()
     if missing:
@@ -205,7 +228,7 @@ def run_job(job):
     logits_rows, logprobs, entropy = [], [], []
     start = 0
     for T in lens:
-        logits = forward_sequence(P, cfg, tokens[start : start + T])  # (T, V)
+        logits = forward_sequence(P, cfg, tokens[start : start + T], lora)  # (T, V)
         logsm = torch.log_softmax(logits, dim=-1)
         target = torch.tensor(tokens[start + 1 : start + T], dtype=torch.long)
         zero = torch.zeros(1, dtype=dtype)
@@ -226,7 +249,7 @@ def run_job(job):
         "logprobs": f64_to_b64(logprobs),
         "entropy": f64_to_b64(entropy),
         "loss": float(loss.item()),
-        "grads": {name: f64_to_b64(t.grad.reshape(-1)) for name, t in P.items()},
+        "grads": {name: f64_to_b64(t.grad.reshape(-1)) for name, t in (lora["P"] if lora else P).items()},
     }
 
 

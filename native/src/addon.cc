@@ -78,6 +78,27 @@ Config to_config(const Napi::Value& val) {
   } else if (!rs.IsUndefined() && !rs.IsNull()) {
     fail(env, "ropeScaling must be an object or null");
   }
+  Napi::Value lo = o.Get("lora");
+  if (lo.IsObject()) {
+    Napi::Object r = lo.As<Napi::Object>();
+    c.lora.rank = get_int(r, "rank", 0, true);
+    const double alpha = get_num(r, "alpha", 2.0 * c.lora.rank);
+    if (c.lora.rank < 1) fail(env, "lora.rank must be >= 1");
+    if (!(alpha > 0)) fail(env, "lora.alpha must be > 0");
+    c.lora.scale = (float)(alpha / c.lora.rank);
+    Napi::Value ts = r.Get("targets");
+    if (!ts.IsArray() || ts.As<Napi::Array>().Length() == 0) fail(env, "lora.targets must be a non-empty array");
+    auto a = ts.As<Napi::Array>();
+    for (uint32_t i = 0; i < a.Length(); i++) {
+      const std::string name = a.Get(i).IsString() ? a.Get(i).As<Napi::String>().Utf8Value() : "";
+      int k = 0;
+      while (k < nrt::n_lora_targets && name != nrt::lora_target_names[k]) k++;
+      if (k == nrt::n_lora_targets) fail(env, "lora.targets: unknown projection \"" + name + "\"");
+      c.lora.targets |= 1u << k;
+    }
+  } else if (!lo.IsUndefined() && !lo.IsNull()) {
+    fail(env, "lora must be an object or null");
+  }
   if (c.V <= 0 || c.C <= 0 || c.L <= 0 || c.NH <= 0 || c.NKV <= 0 || c.HS <= 0 || c.F <= 0)
     fail(env, "config sizes must be positive");
   if (c.NH % c.NKV != 0) fail(env, "numHeads must be a multiple of numKvHeads");
@@ -129,10 +150,7 @@ int check_lens(Napi::Env env, const int32_t* lens, size_t S, size_t N) {
   return (int)S;
 }
 
-Napi::Value param_table_js(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  Config c = to_config(info[0]);
-  auto t = nrt::param_table(c);
+Napi::Value table_js(Napi::Env env, const std::vector<nrt::ParamInfo>& t) {
   auto arr = Napi::Array::New(env, t.size());
   for (size_t i = 0; i < t.size(); i++) {
     auto o = Napi::Object::New(env);
@@ -146,6 +164,15 @@ Napi::Value param_table_js(const Napi::CallbackInfo& info) {
     arr.Set(i, o);
   }
   return arr;
+}
+
+Napi::Value param_table_js(const Napi::CallbackInfo& info) {
+  return table_js(info.Env(), nrt::param_table(to_config(info[0])));
+}
+
+// loraTable(config) -> the adapter's table (config.lora), empty without one
+Napi::Value lora_table_js(const Napi::CallbackInfo& info) {
+  return table_js(info.Env(), nrt::lora_table(to_config(info[0])));
 }
 
 Napi::Value set_threads(const Napi::CallbackInfo& info) {
@@ -163,11 +190,23 @@ Napi::Value grad_norm_js(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), nrt::grad_norm(g, (int64_t)length_of(info[0])));
 }
 
-// adamw(config, params, grads, m, v, {lr, beta1, beta2, eps, weightDecay, clip, step}) -> grad norm before clipping
+// loraMerge(config, params, adapter): params += scale * B A on each projection config.lora targets, in place
+Napi::Value lora_merge_js(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Config c = to_config(info[0]);
+  if (c.lora.rank <= 0) fail(env, "loraMerge needs config.lora");
+  float* p = typed<float>(info[1], napi_float32_array, (size_t)nrt::param_count(c), "params");
+  const float* a = typed<float>(info[2], napi_float32_array, (size_t)nrt::lora_count(c), "adapter");
+  nrt::lora_merge(c, p, a);
+  return env.Undefined();
+}
+
+// adamw(config, params, grads, m, v, {lr, beta1, beta2, eps, weightDecay, clip, step}) -> grad norm before clipping;
+// params is what is trained: the model's buffer, or with config.lora the adapter's
 Napi::Value adamw_js(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Config c = to_config(info[0]);
-  size_t n = (size_t)nrt::param_count(c);
+  size_t n = (size_t)(c.lora.rank > 0 ? nrt::lora_count(c) : nrt::param_count(c));
   float* p = typed<float>(info[1], napi_float32_array, n, "params");
   const float* g = typed<float>(info[2], napi_float32_array, n, "grads");
   float* m = typed<float>(info[3], napi_float32_array, n, "m");
@@ -213,16 +252,25 @@ class Engine : public Napi::ObjectWrap<Engine> {
                         InstanceMethod("cachedLogits", &Engine::CachedLogits)});
   }
 
-  // new Engine(config, params: Float32Array) — params are read at each call, never copied
+  // new Engine(config, params: Float32Array, adapter?: Float32Array) — the adapter (laid out by loraTable) when
+  // config.lora is set; both are read at each call, never copied
   Engine(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Engine>(info) {
     cfg_ = to_config(info[0]);
     n_ = (size_t)nrt::param_count(cfg_);
+    n_lora_ = (size_t)nrt::lora_count(cfg_);
     typed<float>(info[1], napi_float32_array, n_, "params");
     params_ = Napi::Persistent(info[1].As<Napi::Object>());
+    if (n_lora_ > 0) {
+      typed<float>(info[2], napi_float32_array, n_lora_, "adapter");
+      adapter_ = Napi::Persistent(info[2].As<Napi::Object>());
+    }
   }
 
  private:
-  const float* params(Napi::Env env) { return typed<float>(params_.Value(), napi_float32_array, n_, "params"); }
+  nrt::Params params(Napi::Env env) {
+    return {typed<float>(params_.Value(), napi_float32_array, n_, "params"),
+            n_lora_ > 0 ? typed<float>(adapter_.Value(), napi_float32_array, n_lora_, "adapter") : nullptr};
+  }
 
   template <typename F>
   Napi::Value guard(Napi::Env env, F f) {
@@ -261,18 +309,20 @@ class Engine : public Napi::ObjectWrap<Engine> {
   }
 
   // backward(weights: Float32Array aligned with tokens, grads: Float32Array) -> loss = sum_t w_t * (-logprobs[t]);
-  // the weight at each sequence's first token is ignored. ACCUMULATES into grads.
+  // the weight at each sequence's first token is ignored. ACCUMULATES into grads: the parameters' layout, or with
+  // an adapter the adapter's (the base is frozen).
   Napi::Value Backward(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     return guard(env, [&]() -> Napi::Value {
       if (acts_.N == 0) fail(env, "backward() needs a forward() first");
       if (acts_.has_logits_grad) fail(env, "backward() was already called for this forward()");
       const float* w = typed<float>(info[0], napi_float32_array, (size_t)acts_.N, "weights");
-      float* g = typed<float>(info[1], napi_float32_array, n_, "grads");
+      float* g = typed<float>(info[1], napi_float32_array, n_lora_ > 0 ? n_lora_ : n_, "grads");
+      const nrt::Grads grads{n_lora_ > 0 ? nullptr : g, n_lora_ > 0 ? g : nullptr};
       std::vector<float> roww(acts_.N, 0.0f);
       for (int n = 0; n + 1 < acts_.N; n++)
         if (acts_.target[n] >= 0) roww[n] = w[n + 1];
-      return Napi::Number::New(env, nrt::model_backward(acts_, cfg_, params(env), g, roww.data()));
+      return Napi::Number::New(env, nrt::model_backward(acts_, cfg_, params(env), grads, roww.data()));
     });
   }
 
@@ -361,14 +411,16 @@ class Engine : public Napi::ObjectWrap<Engine> {
   }
 
   Config cfg_;
-  size_t n_ = 0;
-  Napi::ObjectReference params_;
+  size_t n_ = 0, n_lora_ = 0;
+  Napi::ObjectReference params_, adapter_;
   nrt::Activations acts_;
 };
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Engine", Engine::Init(env));
   exports.Set("paramTable", Napi::Function::New(env, param_table_js));
+  exports.Set("loraTable", Napi::Function::New(env, lora_table_js));
+  exports.Set("loraMerge", Napi::Function::New(env, lora_merge_js));
   exports.Set("setThreads", Napi::Function::New(env, set_threads));
   exports.Set("getThreads", Napi::Function::New(env, get_threads));
   exports.Set("gradNorm", Napi::Function::New(env, grad_norm_js));

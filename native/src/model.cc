@@ -9,6 +9,8 @@
 
 #include <unordered_map>
 
+#include <cblas.h>
+
 #include "kernels/kernels.h"
 #include "layer.h"
 
@@ -55,9 +57,68 @@ int64_t param_count(const Config& c) {
   return t.back().offset + t.back().size;
 }
 
+const char* const lora_target_names[n_lora_targets] = {"q_proj",    "k_proj",  "v_proj",   "o_proj",
+                                                       "gate_proj", "up_proj", "down_proj"};
+
+std::vector<ParamInfo> lora_table(const Config& c) {
+  std::vector<ParamInfo> t;
+  if (c.lora.rank <= 0) return t;
+  const int64_t R = c.lora.rank;
+  int64_t off = 0;
+  for (int l = 0; l < c.L; l++)
+    for (int k = 0; k < n_lora_targets; k++) {
+      if (!c.lora.on(k)) continue;
+      const int64_t in = c.lora_in(k), out = c.lora_out(k);
+      const std::string p = "base_model.model.model.layers." + std::to_string(l) + (k <= o_proj ? ".self_attn." : ".mlp.") +
+                            lora_target_names[k];
+      t.push_back({p + ".lora_A.weight", {R, in}, off, R * in, true});
+      off += R * in;
+      t.push_back({p + ".lora_B.weight", {out, R}, off, out * R, true});
+      off += out * R;
+    }
+  return t;
+}
+
+int64_t lora_count(const Config& c) {
+  auto t = lora_table(c);
+  return t.empty() ? 0 : t.back().offset + t.back().size;
+}
+
+void lora_merge(const Config& c, float* base, const float* lora) {
+  const auto table = param_table(c);
+  std::unordered_map<std::string, int64_t> at;
+  for (const auto& p : table) at[p.name] = p.offset;
+  const int R = c.lora.rank;
+  const auto lt = lora_table(c);
+  for (size_t i = 0; i < lt.size(); i += 2) {
+    // "base_model.model." + the base tensor's name up to ".lora_A.weight"
+    const std::string& a = lt[i].name;
+    const std::string name = a.substr(17, a.size() - 17 - 14) + ".weight";
+    const int out = (int)lt[i + 1].shape[0], in = (int)lt[i].shape[1];
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, out, in, R, c.lora.scale, lora + lt[i + 1].offset, R,
+                lora + lt[i].offset, in, 1.0f, base + at.at(name), in);
+  }
+}
+
+std::vector<ParamInfo> trainable_table(const Config& c) { return c.lora.rank > 0 ? lora_table(c) : param_table(c); }
+
 // Finds the tensors by name: the order of the table is known to param_table alone.
 template <class T>
-static Weights<T> views(const Config& c, T* base) {
+static Weights<T> views(const Config& c, Buffers<T> bufs) {
+  Weights<T> w{};
+  w.layers.resize(c.L, LayerWeights<T>{});
+  if (bufs.lora) {
+    const auto lt = lora_table(c);
+    size_t i = 0;
+    for (int l = 0; l < c.L; l++)
+      for (int k = 0; k < n_lora_targets; k++)
+        if (c.lora.on(k)) {
+          w.layers[l].lora_a[k] = bufs.lora + lt[i++].offset;
+          w.layers[l].lora_b[k] = bufs.lora + lt[i++].offset;
+        }
+  }
+  T* const base = bufs.base;
+  if (!base) return w;  // frozen: no base views
   const auto table = param_table(c);
   std::unordered_map<std::string, const ParamInfo*> by_name;
   for (const auto& p : table) by_name[p.name] = &p;
@@ -76,29 +137,29 @@ static Weights<T> views(const Config& c, T* base) {
     }
     return base + find(*names.begin()).offset;
   };
-  Weights<T> w;
   w.embed = base + find("model.embed_tokens.weight").offset;
   for (int l = 0; l < c.L; l++) {
     const std::string p = "model.layers." + std::to_string(l) + ".";
     auto opt = [&](bool on, const std::string& name) -> T* { return on ? base + find(name).offset : nullptr; };
-    w.layers.push_back({base + find(p + "input_layernorm.weight").offset,
-                        fused({p + "self_attn.q_proj.weight", p + "self_attn.k_proj.weight",
-                               p + "self_attn.v_proj.weight"}),
-                        c.qkv_bias ? fused({p + "self_attn.q_proj.bias", p + "self_attn.k_proj.bias",
-                                            p + "self_attn.v_proj.bias"})
-                                   : nullptr,
-                        opt(c.qk_norm, p + "self_attn.q_norm.weight"), opt(c.qk_norm, p + "self_attn.k_norm.weight"),
-                        base + find(p + "self_attn.o_proj.weight").offset,
-                        base + find(p + "post_attention_layernorm.weight").offset,
-                        fused({p + "mlp.gate_proj.weight", p + "mlp.up_proj.weight"}),
-                        base + find(p + "mlp.down_proj.weight").offset});
+    LayerWeights<T>& lw = w.layers[l];  // its adapter views are set above
+    lw.in_norm = base + find(p + "input_layernorm.weight").offset;
+    lw.wqkv = fused({p + "self_attn.q_proj.weight", p + "self_attn.k_proj.weight", p + "self_attn.v_proj.weight"});
+    lw.bqkv = c.qkv_bias
+                  ? fused({p + "self_attn.q_proj.bias", p + "self_attn.k_proj.bias", p + "self_attn.v_proj.bias"})
+                  : nullptr;
+    lw.q_norm = opt(c.qk_norm, p + "self_attn.q_norm.weight");
+    lw.k_norm = opt(c.qk_norm, p + "self_attn.k_norm.weight");
+    lw.wo = base + find(p + "self_attn.o_proj.weight").offset;
+    lw.post_norm = base + find(p + "post_attention_layernorm.weight").offset;
+    lw.wgu = fused({p + "mlp.gate_proj.weight", p + "mlp.up_proj.weight"});
+    lw.wdown = base + find(p + "mlp.down_proj.weight").offset;
   }
   w.final_norm = base + find("model.norm.weight").offset;
   w.lm_head = c.tied ? w.embed : base + find("lm_head.weight").offset;
   return w;
 }
-Weights<const float> weights(const Config& c, const float* base) { return views(c, base); }
-Weights<float> weights(const Config& c, float* base) { return views(c, base); }
+Weights<const float> weights(const Config& c, Params b) { return views(c, b); }
+Weights<float> weights(const Config& c, Grads b) { return views(c, b); }
 
 static void resize(std::vector<float>& v, size_t n) {
   if (v.size() != n) v.assign(n, 0.0f);
@@ -112,11 +173,11 @@ static LayerActs layer_acts(Activations& A, const Config& c, int l) {
   return {A.x.data() + l * N * C,      A.h1.data() + l * N * C, A.rstd1.data() + l * N,
           A.qkv.data() + l * N * c.QKV(), qk_in, qk_rstd, A.y.data() + l * N * c.Q(), A.xm.data() + l * N * C,
           A.h2.data() + l * N * C,     A.rstd2.data() + l * N,  A.gu.data() + l * N * 2 * F,
-          A.a.data() + l * N * F,      A.x.data() + (l + 1) * N * C};
+          A.a.data() + l * N * F,      A.x.data() + (l + 1) * N * C,
+          c.lora.rank > 0 ? A.lora_u.data() + l * N * n_lora_targets * c.lora.rank : nullptr};
 }
 
-void model_forward(Activations& A, const Config& c, const float* P, const int32_t* tokens, const int32_t* seq_lens,
-                   int S) {
+void model_forward(Activations& A, const Config& c, Params P, const int32_t* tokens, const int32_t* seq_lens, int S) {
   const int C = c.C, F = c.F, V = c.V, Q = c.Q(), QKV = c.QKV(), L = c.L;
   A.S = S;
   A.seq_start.assign(S + 1, 0);
@@ -148,6 +209,7 @@ void model_forward(Activations& A, const Config& c, const float* P, const int32_
   resize(A.rstd2, (size_t)L * N);
   resize(A.gu, (size_t)L * N * 2 * F);
   resize(A.a, (size_t)L * N * F);
+  resize(A.lora_u, (size_t)L * N * n_lora_targets * c.lora.rank);
   resize(A.hf, (size_t)N * C);
   resize(A.rstdf, N);
   resize(A.logits, (size_t)N * V);
@@ -173,7 +235,7 @@ void model_forward(Activations& A, const Config& c, const float* P, const int32_
   A.has_logits_grad = false;
 }
 
-double model_backward(Activations& A, const Config& c, const float* P, float* G, const float* row_w) {
+double model_backward(Activations& A, const Config& c, Params P, Grads G, const float* row_w) {
   if (A.has_logits_grad) throw std::runtime_error("backward called twice on one forward pass");
   const int N = A.N, C = c.C, F = c.F, V = c.V, Q = c.Q(), QKV = c.QKV(), L = c.L;
   const int64_t AT = A.att_off[A.S];
@@ -191,15 +253,16 @@ double model_backward(Activations& A, const Config& c, const float* P, float* G,
   resize(A.dgu, (size_t)N * 2 * F);
   resize(A.dy, (size_t)N * Q);
   resize(A.dqkv, (size_t)N * QKV);
+  resize(A.lora_t, (size_t)N * c.lora.rank);
   float* dres = A.dres.data();
   head_backward(dres, A.dh.data(), g, A.logits.data(), A.hf.data(), A.rstdf.data(), A.x.data() + (size_t)L * N * C,
                 w, c, N);
-  const LayerScratch scratch{A.dh.data(), A.da.data(), A.dgu.data(), A.dy.data(), A.dqkv.data()};
+  const LayerScratch scratch{A.dh.data(), A.da.data(), A.dgu.data(), A.dy.data(), A.dqkv.data(), A.lora_t.data()};
   const PackedSeqs seqs{A.seq_start.data(), A.att_off.data(), A.S};
   for (int l = L - 1; l >= 0; l--)
     layer_backward(dres, g.layers[l], layer_acts(A, c, l), A.att.data() + (size_t)l * AT, w.layers[l], c,
                    A.rope_cos.data(), A.rope_sin.data(), seqs, scratch, N, c.window_at(l));
-  embedding_backward(g.embed, dres, A.tokens.data(), N, C);
+  if (g.embed) embedding_backward(g.embed, dres, A.tokens.data(), N, C);
   return loss;
 }
 

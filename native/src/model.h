@@ -20,6 +20,21 @@ struct RopeScaling {
   float orig_max = 8192.0f;  // original_max_position_embeddings
 };
 
+// The LoRA projections (PEFT's target_modules names), in the order lora_table lists them within a layer.
+enum LoraTarget { q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj, n_lora_targets };
+extern const char* const lora_target_names[n_lora_targets];
+
+// A LoRA adapter (PEFT's LoraLayer, lora_dropout 0, bias none): each targeted projection computes
+//   y = W x + scale * B (A x),   A (R, in), B (out, R), scale = lora_alpha / R
+// with A and B in a second flat buffer laid out by lora_table; W and every other base tensor are frozen (no
+// gradients). rank 0: no adapter.
+struct Lora {
+  int rank = 0;
+  float scale = 0.0f;
+  unsigned targets = 0;  // bit (1 << t) per LoraTarget
+  bool on(int t) const { return rank > 0 && (targets >> t & 1u); }
+};
+
 // A model's architecture: its sizes and the options that tell one family from another, in one struct filled from
 // config.json (src/io/hf-config.ts -> ModelConfig -> addon.cc:to_config). A new option is a field here, the tensors
 // it adds in param_table, and the step it adds to the layer recipe (layer.h), which every path runs.
@@ -33,10 +48,16 @@ struct Config {
   bool qkv_bias = false;   // self_attn.{q,k,v}_proj.bias (Qwen2), added after the projection
   bool qk_norm = false;    // self_attn.{q,k}_norm.weight (HS) (Qwen3): RMSNorm of each q and k head, before RoPE
   RopeScaling rope;        // RoPE frequency scaling (Llama 3.x, linear)
+  Lora lora;               // an adapter over the frozen base, or none
   int Q() const { return NH * HS; }
   int KV() const { return NKV * HS; }
   int QKV() const { return Q() + 2 * KV(); }
   int window_at(int layer) const { return layer >= window_from ? window : 0; }
+  // the (in, out) sizes of LoraTarget k's projection
+  int lora_in(int k) const { return k == o_proj ? Q() : k == down_proj ? F : C; }
+  int lora_out(int k) const {
+    return k == q_proj ? Q() : k == k_proj || k == v_proj ? KV() : k == gate_proj || k == up_proj ? F : C;
+  }
 };
 
 // One row of the parameter table: the Hugging Face name, its shape, where it lives in the flat buffer, and whether
@@ -50,6 +71,24 @@ struct ParamInfo {
 };
 std::vector<ParamInfo> param_table(const Config& c);
 int64_t param_count(const Config& c);
+// The adapter's table (empty without one): per layer and target, PEFT's names as saved in adapter_model.safetensors,
+//   base_model.model.model.layers.{l}.self_attn.q_proj.lora_A.weight (R, in), ….lora_B.weight (out, R)
+std::vector<ParamInfo> lora_table(const Config& c);
+int64_t lora_count(const Config& c);
+// base (param_table) += scale * B A on each targeted projection: the adapter folded into the model.
+void lora_merge(const Config& c, float* base, const float* lora);
+// What training updates: the adapter's table with one, else the whole model's.
+std::vector<ParamInfo> trainable_table(const Config& c);
+
+// The two buffers a pass reads (T = const float) or whose gradients it accumulates (T = float): the base laid out
+// by param_table, and the adapter laid out by lora_table (null without one). A null base in gradients means frozen.
+template <class T>
+struct Buffers {
+  T* base;
+  T* lora;
+};
+using Params = Buffers<const float>;
+using Grads = Buffers<float>;
 
 // Views of one layer's tensors in a flat buffer laid out by param_table: the parameters (T = const float) or the
 // gradients (T = float). q, k, v are adjacent rows of the table, so [Wq; Wk; Wv] is one (QKV, C) matrix; likewise
@@ -65,6 +104,9 @@ struct LayerWeights {
   T* post_norm;  // (C)       post_attention_layernorm
   T* wgu;        // (2F, C)   mlp.{gate,up}_proj
   T* wdown;      // (C, F)    mlp.down_proj
+  // the adapter's A (R, in) and B (out, R) of each LoraTarget, null where it is not targeted
+  T* lora_a[n_lora_targets];
+  T* lora_b[n_lora_targets];
 };
 template <class T>
 struct Weights {
@@ -73,9 +115,10 @@ struct Weights {
   T* final_norm;  // (C)
   T* lm_head;     // (V, C), embed when tied
 };
-// The views of `base` (parameters or gradients), each tensor looked up by its Hugging Face name in param_table.
-Weights<const float> weights(const Config& c, const float* base);
-Weights<float> weights(const Config& c, float* base);
+// The views of `b` (parameters or gradients), each tensor looked up by its name in param_table and lora_table; a
+// null buffer gives null views.
+Weights<const float> weights(const Config& c, Params b);
+Weights<float> weights(const Config& c, Grads b);
 
 // Everything the backward pass needs from one forward pass over a packed batch.
 struct Activations {
@@ -94,21 +137,24 @@ struct Activations {
   std::vector<float> rstd2;  // (L, N)
   std::vector<float> gu;     // (L, N, 2F)  gate and up projections
   std::vector<float> a;      // (L, N, F)   silu(gate) * up
+  std::vector<float> lora_u; // LoRA only: (L, 7, N, R) each target's A x
   std::vector<float> hf;     // (N, C)      final norm output
   std::vector<float> rstdf;  // (N)
   std::vector<float> logits; // (N, V)      overwritten by dlogits in backward
   std::vector<float> lse, logp, ent;  // (N) per row: log-sum-exp, log p(target), entropy
   std::vector<float> rope_cos, rope_sin;  // (N, HS/2) rotary angles of each row's position, shared by all layers
-  // backward's scratch gradients, kept between calls: (N,C) dh, dres; (N,F) da; (N,2F) dgu; (N,Q) dy; (N,QKV) dqkv
-  std::vector<float> dh, dres, da, dgu, dy, dqkv;
+  // backward's scratch gradients, kept between calls: (N,C) dh, dres; (N,F) da; (N,2F) dgu; (N,Q) dy; (N,QKV) dqkv;
+  // (N,R) lora_t
+  std::vector<float> dh, dres, da, dgu, dy, dqkv, lora_t;
   bool has_logits_grad = false;
 };
 
 // Forward over S packed sequences (seq_lens sums to N). Fills acts; per-row logp/ent predict the next token.
-void model_forward(Activations& acts, const Config& c, const float* params, const int32_t* tokens,
-                   const int32_t* seq_lens, int S);
-// Backward with a weight per target row: loss = sum_n w[n] * (-logp[n]). Accumulates into grads; returns loss.
-double model_backward(Activations& acts, const Config& c, const float* params, float* grads, const float* row_w);
+void model_forward(Activations& acts, const Config& c, Params params, const int32_t* tokens, const int32_t* seq_lens,
+                   int S);
+// Backward with a weight per target row: loss = sum_n w[n] * (-logp[n]). Accumulates into grads (with an adapter,
+// into grads.lora alone: the base is frozen); returns loss.
+double model_backward(Activations& acts, const Config& c, Params params, Grads grads, const float* row_w);
 
 // ---- KV-cache inference (sampler.cc)
 struct KVCache {
@@ -118,13 +164,13 @@ struct KVCache {
   int S = 0;
   std::vector<float> k, v;  // (L, B, S, KV)
   // model_forward_cached's activations for n tokens, kept between calls so that a sampling step allocates nothing
-  std::vector<float> x, h, rstd, qkv, qk_in, qk_rstd, y, gu, a, rope_cos, rope_sin, xo, ho, ro;
+  std::vector<float> x, h, rstd, qkv, qk_in, qk_rstd, y, gu, a, lora_u, rope_cos, rope_sin, xo, ho, ro;
 };
 void kvcache_init(KVCache& kv, const Config& c, int B, int T);
 // Runs n tokens (token, stream, position) through the model, writing their keys/values into the cache; each token
 // attends to its stream's cached positions <= its own (within the window). Writes logits (n_out, V) for the rows
 // listed in out_rows.
-void model_forward_cached(float* logits, KVCache& kv, const Config& c, const float* params, const int32_t* tokens,
+void model_forward_cached(float* logits, KVCache& kv, const Config& c, Params params, const int32_t* tokens,
                           const int32_t* stream, const int32_t* pos, int n, const int32_t* out_rows, int n_out);
 
 struct SampleOptions {
@@ -144,7 +190,7 @@ struct SampleResult {
   std::vector<int32_t> len;     // (B) tokens generated, the stop token included
   std::vector<uint8_t> stopped; // (B) 1 if the stream ended on a stop token
 };
-SampleResult generate(const Config& c, const float* params, const int32_t* prompts, const int32_t* prompt_lens, int B,
+SampleResult generate(const Config& c, Params params, const int32_t* prompts, const int32_t* prompt_lens, int B,
                       const SampleOptions& opt);
 
 // ---- optim.cc
@@ -153,7 +199,8 @@ struct AdamW {
   int64_t step;                                      // 1-based step for bias correction
 };
 double grad_norm(const float* grads, int64_t n);
-// Clips the gradient to global norm `clip` and applies one AdamW step; returns the norm before clipping.
+// Clips the gradient to global norm `clip` and applies one AdamW step to the buffer trainable_table(c) lays out
+// (the adapter's with one, else the model's); returns the norm before clipping.
 double adamw_step(const Config& c, float* params, const float* grads, float* m, float* v, const AdamW& h);
 
 }  // namespace nrt

@@ -1,4 +1,4 @@
-// AdamW over the flat parameter buffer, with global-norm gradient clipping.
+// AdamW over the flat buffer of what is trained (the model's parameters, or a LoRA adapter's), with global-norm gradient clipping.
 //   g' = g * min(1, clip / ||g||)
 //   m = b1 m + (1-b1) g' ; v = b2 v + (1-b2) g'^2
 //   p -= lr * ( (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps) + wd * p )     (wd only where the table says decay)
@@ -57,7 +57,7 @@ static void adamw_range(float* __restrict p, const float* __restrict g, float* _
 }
 
 double adamw_step(const Config& c, float* p, const float* g, float* m, float* v, const AdamW& h) {
-  const auto table = param_table(c);
+  const auto table = trainable_table(c);
   const int64_t n = table.back().offset + table.back().size;
   const double norm = grad_norm(g, n);
   const float scale = h.clip > 0 && norm > h.clip ? (float)(h.clip / (norm + 1e-6)) : 1.0f;

@@ -27,7 +27,7 @@ static void grow(std::vector<float>& v, size_t n) {
 
 // tokens(n) at (stream(n), pos(n)) through every layer (layer.h), each token's key and value written into its
 // stream's cache slot before the layer attends over the cache; logits (n_out, V) for the rows out_rows(n_out).
-static void forward_cached_chunk(float* logits, KVCache& kv, const Config& c, const float* P, const int32_t* tokens,
+static void forward_cached_chunk(float* logits, KVCache& kv, const Config& c, Params P, const int32_t* tokens,
                                  const int32_t* stream, const int32_t* pos, int n, const int32_t* out_rows,
                                  int n_out) {
   const int C = c.C, F = c.F, Q = c.Q(), KV = c.KV(), QKV = c.QKV(), HS = c.HS;
@@ -42,12 +42,14 @@ static void forward_cached_chunk(float* logits, KVCache& kv, const Config& c, co
   grow(kv.y, (size_t)n * Q);
   grow(kv.gu, (size_t)n * 2 * F);
   grow(kv.a, (size_t)n * F);
+  grow(kv.lora_u, (size_t)n * n_lora_targets * c.lora.rank);
   grow(kv.rope_cos, (size_t)n * (HS / 2));
   grow(kv.rope_sin, (size_t)n * (HS / 2));
   float *x = kv.x.data(), *h = kv.h.data(), *rstd = kv.rstd.data();
   // one residual stream updated in place; the two norms share one buffer
   const LayerActs t{x,    h,    rstd,         kv.qkv.data(), kv.qk_in.data(), kv.qk_rstd.data(), kv.y.data(),
-                    x,    h,    rstd,         kv.gu.data(),  kv.a.data(),     x};
+                    x,    h,    rstd,         kv.gu.data(),  kv.a.data(),     x,
+                    kv.lora_u.data()};
   rope_table(kv.rope_cos.data(), kv.rope_sin.data(), pos, n, c);
   embedding_forward(x, tokens, w.embed, n, C);
   for (int l = 0; l < c.L; l++) {
@@ -73,7 +75,7 @@ static void forward_cached_chunk(float* logits, KVCache& kv, const Config& c, co
 
 // With a ring of S slots, the tokens of one pass may span at most S - W + 1 positions (a key is overwritten
 // only once no query of the pass can still see it), so a longer pass (a long prompt) is run in position chunks.
-void model_forward_cached(float* logits, KVCache& kv, const Config& c, const float* P, const int32_t* tokens,
+void model_forward_cached(float* logits, KVCache& kv, const Config& c, Params P, const int32_t* tokens,
                           const int32_t* stream, const int32_t* pos, int n, const int32_t* out_rows, int n_out) {
   int lo = 0, hi = 0;
   for (int i = 0; i < n; i++) lo = i == 0 ? pos[i] : std::min(lo, pos[i]), hi = i == 0 ? pos[i] : std::max(hi, pos[i]);
@@ -176,7 +178,7 @@ static int sample_row(const float* x, int V, const SampleOptions& opt, Rng& rng,
   return tok;
 }
 
-SampleResult generate(const Config& c, const float* P, const int32_t* prompts, const int32_t* prompt_lens, int B,
+SampleResult generate(const Config& c, Params P, const int32_t* prompts, const int32_t* prompt_lens, int B,
                       const SampleOptions& opt) {
   SampleResult R;
   const int M = opt.max_new;

@@ -89,7 +89,7 @@ export class NativeEngine implements Engine {
     const loss = this.model.runner.backward(weights, this.grads);
     const norm = native().gradNorm(this.grads);
     if (!Number.isFinite(loss) || !Number.isFinite(norm)) return { loss, gradNorm: norm, applied: false };
-    const gradNorm = native().adamw(this.model.config, this.model.params, this.grads, this.m, this.v, {
+    const gradNorm = native().adamw(this.model.nativeConfig, this.model.trainable, this.grads, this.m, this.v, {
       ...o,
       step: ++this.adamStep,
     });

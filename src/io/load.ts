@@ -150,8 +150,7 @@ export function withAnswerStart(loaded: LoadedModel): { loaded: LoadedModel; add
         join(loaded.dir, "config.json"),
       );
     // the same parameters, with the id recorded in the config nrt writes
-    const same = new Model({ ...config, answerStartTokenId: have }, model.params);
-    same.sampleVocab = model.sampleVocab;
+    const same = model.withConfig({ ...config, answerStartTokenId: have });
     return { loaded: { ...loaded, model: same }, added: false };
   }
   const eos = tokenizer.eosId;
@@ -161,9 +160,10 @@ export function withAnswerStart(loaded: LoadedModel): { loaded: LoadedModel; add
   const C = config.hiddenSize;
   let grown: Model;
   if (id < V) {
-    grown = new Model({ ...config, answerStartTokenId: id }, model.params);
+    grown = model.withConfig({ ...config, answerStartTokenId: id });
   } else {
-    grown = new Model({ ...config, vocabSize: id + 1, answerStartTokenId: id });
+    // an adapter targets no vocabulary matrix, so it fits the grown model as it is
+    grown = new Model({ ...config, vocabSize: id + 1, answerStartTokenId: id }, undefined, model.adapter);
     for (const p of model.table) grown.view(p.name).set(model.view(p.name)); // vocab matrices: the first V rows
   }
   for (const name of [EMBED, LM_HEAD]) {

@@ -1,5 +1,6 @@
 import { createRequire } from "node:module";
 import type { ModelConfig } from "./config.js";
+import type { NativeConfig } from "./lora.js";
 
 /** One row of the parameter table: Hugging Face name, shape, offset and size in the flat buffer. */
 export interface ParamInfo {
@@ -78,13 +79,23 @@ export interface ModelRunner {
 }
 
 interface NativeModule {
-  Engine: new (config: ModelConfig, params: Float32Array) => ModelRunner;
+  /** `adapter`: the LoRA adapter's buffer (laid out by loraTable) when config.lora is set */
+  Engine: new (
+    config: NativeConfig,
+    params: Float32Array,
+    adapter?: Float32Array,
+  ) => ModelRunner;
   paramTable(config: ModelConfig): ParamInfo[];
+  /** the adapter's tensors (config.lora), by PEFT's names; empty without one */
+  loraTable(config: NativeConfig): ParamInfo[];
+  /** params += (alpha / R) · B A on each targeted projection, in place */
+  loraMerge(config: NativeConfig, params: Float32Array, adapter: Float32Array): void;
   setThreads(n: number): void;
   getThreads(): number;
   gradNorm(grads: Float32Array): number;
+  /** `params`: what is trained, the model's buffer or (with config.lora) the adapter's */
   adamw(
-    config: ModelConfig,
+    config: NativeConfig,
     params: Float32Array,
     grads: Float32Array,
     m: Float32Array,

@@ -51,7 +51,7 @@ export class AdamW implements AdamWState {
   update(): { lr: number; gradNorm: number } {
     this.step++;
     const lr = lrAt(this.schedule, this.step);
-    const gradNorm = native().adamw(this.model.config, this.model.params, this.grads, this.m, this.v, {
+    const gradNorm = native().adamw(this.model.nativeConfig, this.model.trainable, this.grads, this.m, this.v, {
       lr,
       ...this.settings,
       step: this.step,

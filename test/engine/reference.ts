@@ -17,6 +17,13 @@ export interface RefJob {
   seqLens: number[];
   weights: number[];
   dtype: "float32" | "float64";
+  /** a LoRA adapter over the (then frozen) base: PEFT's tensor names; grads are then the adapter's alone */
+  lora?: {
+    rank: number;
+    alpha: number;
+    params: string;
+    table: { name: string; shape: number[]; offset: number; size: number }[];
+  };
 }
 
 export interface RefResult {

@@ -25,7 +25,15 @@ void matmul_backward_naive(float* dinp, float* dweight, const float* dout, const
 void bias_forward(float* x, const float* b, int N, int D);
 void bias_backward(float* db, const float* dx, int N, int D);
 
-// ---- rmsnorm.cc: out = inp / rms(inp) * weight, rstd(N) saved for backward
+// ---- lora.cc: a LoRA delta, out(N, OUT; row stride ldo) += scale * (inp(N,IN) @ A(R,IN)^T) @ B(OUT,R)^T, keeping
+// u(N,R) = inp @ A^T for backward
+void lora_forward(float* out, int ldo, float* u, const float* inp, const float* A, const float* B, int N, int IN,
+                  int OUT, int R, float scale);
+// dout(N, OUT; row stride ldd) in: dA(R,IN), dB(OUT,R) and dinp(N,IN) ACCUMULATE; t(N,R) is scratch
+void lora_backward(float* dinp, float* dA, float* dB, float* t, const float* dout, int ldd, const float* inp,
+                   const float* u, const float* A, const float* B, int N, int IN, int OUT, int R, float scale);
+
+// ---- rmsnorm.cc: out = inp / rms(inp) * weight, rstd(N) saved for backward; a null dweight is not computed
 void rmsnorm_forward(float* out, float* rstd, const float* inp, const float* weight, int N, int C, float eps);
 void rmsnorm_backward(float* dinp, float* dweight, const float* dout, const float* inp, const float* weight,
                       const float* rstd, int N, int C);

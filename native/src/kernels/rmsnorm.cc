@@ -55,8 +55,9 @@ void rmsnorm_backward(float* dinp, float* dweight, const float* dout, const floa
       for (int i = 0; i < C; i++) dx[i] += r * (dy[i] * weight[i] - x[i] * r * dot);
     }
   }
-  for (int t = 0; t < nt; t++)
-    for (int i = 0; i < C; i++) dweight[i] += part[(size_t)t * C + i];
+  if (dweight)
+    for (int t = 0; t < nt; t++)
+      for (int i = 0; i < C; i++) dweight[i] += part[(size_t)t * C + i];
 }
 
 // Per-head RMSNorm: each (row n, head h) vector of HS values is normalised on its own, with one weight (HS).
@@ -106,8 +107,9 @@ void rmsnorm_heads_backward(float* dx, int stride, float* dweight, const float* 
         for (int i = 0; i < HS; i++) dy[i] = r * (dy[i] * weight[i] - x[i] * r * dot);
       }
   }
-  for (int t = 0; t < nt; t++)
-    for (int i = 0; i < HS; i++) dweight[i] += part[(size_t)t * HS + i];
+  if (dweight)
+    for (int t = 0; t < nt; t++)
+      for (int i = 0; i < HS; i++) dweight[i] += part[(size_t)t * HS + i];
 }
 
 }  // namespace nrt
