@@ -17,6 +17,7 @@ const commands: Record<string, Loader> = {
   world: () => import("./commands/world.js"),
   import: () => import("./commands/import.js"),
   export: () => import("./commands/export.js"),
+  merge: () => import("./commands/merge.js"),
   report: () => import("./commands/report.js"),
 };
 

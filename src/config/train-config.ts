@@ -139,6 +139,39 @@ export const trainFields = {
     "final/'s weights are split into shards of at most this size (model.safetensors.index.json), as save_pretrained does",
     { resumable: true, verl: { none: "the shard size of nrt's final/; verl saves its checkpoints as FSDP does" } },
   ),
+  loraRank: field(
+    int(0),
+    0,
+    "LoRA rank R (0: full fine-tuning): the base is frozen and checkpoints hold a PEFT adapter",
+    {
+      verl: {
+        none: "nrt's LoRA; the export keeps verl's full fine-tuning (its actor_rollout_ref.model.lora_rank is not set)",
+      },
+    },
+  ),
+  loraAlpha: field(
+    num().gt(0).optional(),
+    undefined,
+    "LoRA alpha (default 2R): the adapter's delta is scaled by alpha / R",
+    {
+      verl: { with: "loraRank" },
+    },
+  ),
+  loraTargets: field(
+    z.string().regex(/^\s*[a-z_]+(\s*,\s*[a-z_]+)*\s*$/, "a comma-separated list such as q_proj,v_proj"),
+    "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj",
+    "the projections LoRA adapts (PEFT's target_modules)",
+    { verl: { with: "loraRank" } },
+  ),
+  microBatchTokens: field(
+    int(0),
+    0,
+    "most tokens per forward/backward chunk, gradients accumulated over the chunks (0: auto, chunks only when a step's activations would pass 4 GB)",
+    {
+      resumable: true,
+      verl: { none: "nrt's activation bound; verl's is actor.ppo_max_token_len_per_gpu with use_dynamic_bsz" },
+    },
+  ),
   termGradNorms: field(
     bool(),
     false,

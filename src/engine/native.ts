@@ -10,6 +10,7 @@ import type { Model } from "../model/model.js";
 import { type AdamWSettings, type AdamWState, native } from "../model/native.js";
 import type { Engine, EngineState, Sampled, SampleParams, Scored, SeqBatch, StepResult } from "./engine.js";
 import { promptSeed, streamSeed } from "./engine.js";
+import { type MicroBatch, microBatches, microBatchLimit } from "./micro-batch.js";
 
 /**
  * K samples after each prompt, all G·K streams in one batch; result[g][k]. Stream k of prompt g draws from
@@ -48,10 +49,14 @@ export class NativeEngine implements Engine {
   /** the batch whose forward the native engine holds, not yet used by a backward */
   private held: SeqBatch | null = null;
 
-  /** `optimizer`: AdamW moments and step to continue from (a checkpoint's); fresh zeros if absent. */
+  /**
+   * `optimizer`: AdamW moments and step to continue from (a checkpoint's); fresh zeros if absent.
+   * `microBatchTokens`: most tokens per forward/backward pass (0: auto, see src/engine/micro-batch.ts).
+   */
   constructor(
     readonly model: Model,
     optimizer?: AdamWState,
+    readonly microBatchTokens = 0,
   ) {
     this.adamStep = optimizer?.step ?? 0;
     if (optimizer) {
@@ -73,20 +78,52 @@ export class NativeEngine implements Engine {
     return nativeSample(this.model, prompts, p);
   }
 
+  /** the batch's micro-batches, or null when it is one pass */
+  private runs(batch: SeqBatch): MicroBatch[] | null {
+    return microBatches(batch, microBatchLimit(this.model.config, batch, this.microBatchTokens));
+  }
+
   score(batch: SeqBatch): Scored {
-    const r = this.model.runner.forward(batch.tokens, batch.lens);
-    this.held = batch;
-    return { logprobs: r.logprobs, entropy: r.entropy };
+    const runs = this.runs(batch);
+    if (!runs) {
+      const r = this.model.runner.forward(batch.tokens, batch.lens);
+      this.held = batch;
+      return { logprobs: r.logprobs, entropy: r.entropy };
+    }
+    this.held = null; // the step runs each micro-batch's forward again
+    const logprobs = new Float32Array(batch.tokens.length);
+    const entropy = new Float32Array(batch.tokens.length);
+    for (const run of runs) {
+      const r = this.model.runner.forward(run.tokens, run.lens);
+      logprobs.set(r.logprobs, run.from);
+      entropy.set(r.entropy, run.from);
+    }
+    return { logprobs, entropy };
+  }
+
+  /** forward + backward of `weights` on `batch` into `grads` (zeroed first), run by run; the loss */
+  private accumulate(batch: SeqBatch, weights: Float32Array, grads: Float32Array): number {
+    grads.fill(0);
+    const runs = this.runs(batch);
+    if (!runs) {
+      if (this.held !== batch) this.model.runner.forward(batch.tokens, batch.lens);
+      this.held = null;
+      return this.model.runner.backward(weights, grads);
+    }
+    this.held = null;
+    let loss = 0;
+    for (const run of runs) {
+      this.model.runner.forward(run.tokens, run.lens);
+      loss += this.model.runner.backward(weights.subarray(run.from, run.to), grads);
+    }
+    return loss;
   }
 
   step(batch: SeqBatch, weights: Float32Array, o: AdamWSettings): StepResult {
-    if (this.held !== batch) this.model.runner.forward(batch.tokens, batch.lens);
-    this.held = null;
     this.grads ??= this.model.zeros();
     this.m ??= this.model.zeros();
     this.v ??= this.model.zeros();
-    this.grads.fill(0);
-    const loss = this.model.runner.backward(weights, this.grads);
+    const loss = this.accumulate(batch, weights, this.grads);
     const norm = native().gradNorm(this.grads);
     if (!Number.isFinite(loss) || !Number.isFinite(norm)) return { loss, gradNorm: norm, applied: false };
     const gradNorm = native().adamw(this.model.nativeConfig, this.model.trainable, this.grads, this.m, this.v, {
@@ -99,10 +136,8 @@ export class NativeEngine implements Engine {
   gradNorms(batch: SeqBatch, weights: readonly Float32Array[]): number[] {
     const grads = this.model.zeros();
     const norms = weights.map((w) => {
-      // a forward per backward: the backward may reuse the forward's buffers
-      this.model.runner.forward(batch.tokens, batch.lens);
-      grads.fill(0);
-      this.model.runner.backward(w, grads);
+      this.held = null; // a forward per backward: the backward may reuse the forward's buffers
+      this.accumulate(batch, w, grads);
       return native().gradNorm(grads);
     });
     this.held = null; // the next step runs its own forward

@@ -40,13 +40,13 @@ export function openEngine(
   probe?: readonly number[],
   files: Readonly<Record<string, string | Uint8Array>> = {},
 ): MaybePromise<Engine> {
-  if (cfg.engine === "native") return openNative(model, ckpt);
+  if (cfg.engine === "native") return openNative(model, ckpt, cfg.microBatchTokens);
   if (cfg.engine === "tinker") return openTinkerOf(cfg, model, ckpt, probe);
   return openSplitOf(cfg, model, ckpt, probe, files);
 }
 
-function openNative(model: Model, ckpt: Resumed): Engine {
-  return new NativeEngine(model, ckpt?.optimizer());
+function openNative(model: Model, ckpt: Resumed, microBatchTokens: number): Engine {
+  return new NativeEngine(model, ckpt?.optimizer(), microBatchTokens);
 }
 
 function openTinkerOf(cfg: TrainConfig, model: Model, ckpt: Resumed, probe?: readonly number[]): Promise<Engine> {
@@ -95,7 +95,10 @@ async function openSplitOf(
     reload: cfg.samplerReload,
   };
   const sampler = cfg.sampler === "vllm" ? new VllmSampler(o) : new SglangSampler(o);
-  const learner = cfg.learner === "native" ? openNative(model, ckpt) : await openTinkerOf(cfg, model, ckpt, probe);
+  const learner =
+    cfg.learner === "native"
+      ? openNative(model, ckpt, cfg.microBatchTokens)
+      : await openTinkerOf(cfg, model, ckpt, probe);
   return openSplit(learner, model, sampler, {
     dir: cfg.samplerDir,
     files,

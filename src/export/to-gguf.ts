@@ -4,7 +4,7 @@
  */
 import { basename, resolve } from "node:path";
 import { NrtError } from "../errors.js";
-import { loadModel } from "../io/load.js";
+import { loadMerged } from "../io/load.js";
 import { checkTokenizerJson } from "../tokenizer/tokenizer-json.js";
 import { GGUF_DEFAULT_ALIGNMENT, type GgufValue, GgufWriter, gv } from "./gguf.js";
 import { archMetadata, archTensors, GGUF_ARCH } from "./gguf-llama.js";
@@ -35,7 +35,7 @@ export function exportGguf(modelPath: string, outPath: string, opts: GgufExportO
   const dtype = opts.dtype ?? "f32";
   if (!Object.hasOwn(FILE_TYPE, dtype))
     throw new NrtError(`must be f32 or f16, got ${JSON.stringify(dtype)}`, "--dtype");
-  const { dir, model, tokenizerJson, chatTemplate } = loadModel(modelPath);
+  const { dir, model, tokenizerJson, chatTemplate } = loadMerged(modelPath);
   const c = model.config;
   const arch = GGUF_ARCH[c.modelType];
   if (c.slidingWindow !== 0 && c.slidingWindow < c.maxPositionEmbeddings && c.maxWindowLayers < c.numLayers) {

@@ -15,7 +15,7 @@ import { contextLeft, type Example, recordExamples } from "../data/format.js";
 import { type QaFields, type QaFile, qaFields, readQaFile } from "../data/qa.js";
 import { NrtError } from "../errors.js";
 import { type FileData, writeDirAtomic } from "../io/atomic.js";
-import { type LoadedModel, loadModel } from "../io/load.js";
+import { type LoadedModel, loadMerged } from "../io/load.js";
 import { modelDirFiles } from "../io/model-dir.js";
 import { type VerlNrtModel, verlNrtModel } from "./verl-nrt-model.js";
 import { type Override, overridesText, type Unmapped, verlNrtOverrides } from "./verl-nrt-overrides.js";
@@ -55,7 +55,7 @@ const MARKERS = ["overrides.txt", "run.sh", join("model", "config.json")];
 export function exportVerlNrt(out: string, opts: VerlNrtOptions): VerlNrtResult {
   checkOut(out);
   const cfg = opts.settings;
-  const source = loadModel(opts.model);
+  const source = loadMerged(opts.model);
   const vm = verlNrtModel(source);
   const maxLen = contextLeft(source.model.config.maxPositionEmbeddings, cfg.maxTraceTokens, "max_trace_tokens");
   const train = readSet(opts.data, source, vm, maxLen, cfg.skipInvalid, qaFields(cfg));

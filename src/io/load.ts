@@ -12,7 +12,8 @@ import type { ModelConfig } from "../model/config.js";
 import { Model } from "../model/model.js";
 import { Tokenizer } from "../tokenizer/tokenizer.js";
 import { ANSWER_START } from "../tokenizer/tokenizer-json.js";
-import { loadModelDir, resolveModelDir } from "./model-dir.js";
+import { ADAPTER_CONFIG_FILE, readAdapter, readAdapterConfig, resolveBase } from "./adapter-dir.js";
+import { isAdapterDir, loadModelDir, resolveModelDir } from "./model-dir.js";
 import { LIMITS, readTextLimited } from "./read.js";
 import type { SafetensorsDtype } from "./safetensors.js";
 
@@ -75,12 +76,19 @@ export function eosList(config: ModelConfig, generationConfig: string | undefine
   return ids;
 }
 
+/** How deep adapters over adapters may go before the chain is called a loop. */
+const MAX_ADAPTER_DEPTH = 8;
+
 /**
  * Loads `path` (model directory, or run directory → final/ or latest checkpoint) with its tokenizer.json and, where
- * the directory has one, its chat template.
+ * the directory has one, its chat template. An adapter directory (a LoRA run's checkpoint or final/, or PEFT's) is
+ * its base (adapter_config.json's base_model_name_or_path, loaded the same way, merged if it is an adapter itself)
+ * with the adapter over it; when the adapter's tokenizer has ⟨answer_start⟩ and the base's does not, the base gets
+ * it as training gave it (`withAnswerStart`), so the model is the one the adapter was trained on.
  */
-export function loadModel(path: string): LoadedModel {
+export function loadModel(path: string, depth = 0): LoadedModel {
   const dir = resolveModelDir(path);
+  if (isAdapterDir(dir)) return loadAdapterModel(dir, depth);
   const { model, config, dtype, skipped } = loadModelDir(dir);
   if (skipped.length > 0)
     process.stderr.write(
@@ -102,6 +110,33 @@ export function loadModel(path: string): LoadedModel {
     if (existsSync(join(dir, f))) tokenizerFiles[f] = readTextLimited(join(dir, f), f);
   const stopIds = eosList(config, tokenizerFiles[GENERATION_CONFIG_FILE], join(dir, GENERATION_CONFIG_FILE));
   return { dir, model, tokenizer, tokenizerJson, chatTemplate, tokenizerFiles, dtype, stopIds };
+}
+
+/** `loadModel`, with an adapter folded into its base (for writers of whole models: GGUF, verl). */
+export function loadMerged(path: string): LoadedModel {
+  const loaded = loadModel(path);
+  return loaded.model.adapter ? { ...loaded, model: loaded.model.merged() } : loaded;
+}
+
+function loadAdapterModel(dir: string, depth: number): LoadedModel {
+  const where = join(dir, ADAPTER_CONFIG_FILE);
+  if (depth >= MAX_ADAPTER_DEPTH)
+    throw new NrtError(`adapters over adapters ${MAX_ADAPTER_DEPTH} deep: a loop of base_model_name_or_path?`, where);
+  const { settings, base } = readAdapterConfig(dir);
+  const baseDir = resolveBase(base, dir);
+  let loaded = loadModel(baseDir, depth + 1);
+  if (loaded.model.adapter) loaded = { ...loaded, model: loaded.model.merged() };
+  const tp = join(dir, TOKENIZER_FILE);
+  if (existsSync(tp) && loaded.tokenizer.answerStartId === null) {
+    const own = Tokenizer.fromJson(readTextLimited(tp, TOKENIZER_FILE, LIMITS.tokenizerBytes), tp, {
+      bosId: loaded.tokenizer.bosId,
+      eosId: loaded.tokenizer.eosId,
+    });
+    if (own.answerStartId !== null) loaded = withAnswerStart(loaded).loaded;
+  }
+  const adapter = readAdapter(dir, loaded.model.config, settings);
+  adapter.base = baseDir;
+  return { ...loaded, dir, model: loaded.model.withAdapter(adapter) };
 }
 
 /**

@@ -8,6 +8,7 @@ import { NrtError } from "../errors.js";
 import type { ModelConfig } from "../model/config.js";
 import { Model } from "../model/model.js";
 import { native } from "../model/native.js";
+import { ADAPTER_CONFIG_FILE, adapterDirFiles } from "./adapter-dir.js";
 import { type FileData, writeDirAtomic, writeFileAtomic } from "./atomic.js";
 import { parseHfConfig, toHfConfig } from "./hf-config.js";
 import { isFile } from "./is-file.js";
@@ -73,8 +74,10 @@ export function loadModelDir(dir: string): {
 
 /**
  * Writes `model` as a model directory, atomically (all or nothing, see `writeDirAtomic`): config.json,
- * model.safetensors (Hugging Face names, F32; no `lm_head.weight` when tied) and `extraFiles` by relative name.
- * Non-finite weights are refused, naming the tensor.
+ * model.safetensors (Hugging Face names, F32; no `lm_head.weight` when tied) and `extraFiles` by relative name —
+ * or, for a model with a LoRA adapter, the adapter directory PEFT writes (src/io/adapter-dir.ts), the frozen base
+ * staying where adapter_config.json's base_model_name_or_path says. Non-finite weights are refused, naming the
+ * tensor.
  */
 export function saveModelDir(
   dir: string,
@@ -95,6 +98,7 @@ export function modelDirFiles(
   extraFiles: Readonly<Record<string, string | Uint8Array>> = {},
   { dtype = "F32", maxShardBytes = DEFAULT_MAX_SHARD_BYTES }: SaveOptions = {},
 ): Record<string, FileData> {
+  if (model.adapter) return adapterDirFiles(dir, model.adapter, extraFiles);
   const path = join(dir, WEIGHTS_FILE);
   const tensors = model.table.map((p) => ({ name: p.name, shape: p.shape, data: model.view(p.name) }));
   for (const t of tensors) checkFinite(t.data, `${path}: ${t.name}`);
@@ -106,18 +110,28 @@ export function modelDirFiles(
   return { [CONFIG_FILE]: `${JSON.stringify(config, null, 2)}\n`, ...weights, ...extraFiles };
 }
 
+/** `dir` holds a model: config.json, or a PEFT adapter's adapter_config.json (over a base elsewhere). */
+export function isModelDir(dir: string): boolean {
+  return isFile(join(dir, CONFIG_FILE)) || isFile(join(dir, ADAPTER_CONFIG_FILE));
+}
+
+/** `dir` holds a PEFT adapter and not a whole model. */
+export function isAdapterDir(dir: string): boolean {
+  return !isFile(join(dir, CONFIG_FILE)) && isFile(join(dir, ADAPTER_CONFIG_FILE));
+}
+
 /**
- * The model directory that `path` stands for (SPEC §8): `path` itself if it has config.json; else a run
- * directory's `final/`; else its latest checkpoint. Convention: `RUN/checkpoints/latest` is a text file holding
+ * The model directory that `path` stands for (SPEC §8): `path` itself if it has config.json (or is an adapter
+ * directory, adapter_config.json); else a run directory's `final/`; else its latest checkpoint. Convention: `RUN/checkpoints/latest` is a text file holding
  * the name of one subdirectory of `RUN/checkpoints/` (surrounding whitespace ignored), and that subdirectory is a
  * model directory (with whatever training state the trainer keeps beside it). `markLatestCheckpoint` writes it.
  */
 export function resolveModelDir(path: string): string {
   isFile(path); // a loop of links is named as such
   if (!existsSync(path)) throw new NrtError("does not exist", path);
-  if (isFile(join(path, CONFIG_FILE))) return path;
+  if (isModelDir(path)) return path;
   const final = join(path, "final");
-  if (isFile(join(final, CONFIG_FILE))) return final;
+  if (isModelDir(final)) return final;
   const latest = join(path, "checkpoints", "latest");
   if (!isFile(latest)) {
     throw new NrtError(
@@ -130,7 +144,7 @@ export function resolveModelDir(path: string): string {
     throw new NrtError(`holds ${JSON.stringify(name)}, not the name of a subdirectory of checkpoints/`, latest);
   }
   const dir = join(path, "checkpoints", name);
-  if (!isFile(join(dir, CONFIG_FILE))) throw new NrtError(`names ${name}, but ${dir} has no ${CONFIG_FILE}`, latest);
+  if (!isModelDir(dir)) throw new NrtError(`names ${name}, but ${dir} has no ${CONFIG_FILE}`, latest);
   return dir;
 }
 

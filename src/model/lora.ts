@@ -1,3 +1,4 @@
+import { NrtError } from "../errors.js";
 import { Rng } from "../util/rng.js";
 import type { ModelConfig } from "./config.js";
 import { native, type ParamInfo } from "./native.js";
@@ -28,6 +29,8 @@ export type NativeConfig = ModelConfig & { lora?: LoraSettings };
 export class LoraAdapter {
   readonly table: ParamInfo[];
   readonly params: Float32Array;
+  /** the base model's directory, as adapter_config.json's base_model_name_or_path names it (null: not on disk) */
+  base: string | null = null;
   private readonly byName: Map<string, ParamInfo>;
 
   constructor(
@@ -73,4 +76,22 @@ export class LoraAdapter {
     }
     return a;
   }
+}
+
+/**
+ * The adapter settings of `--lora-rank`, `--lora-alpha` (default 2R) and `--lora-targets` (a comma-separated list of
+ * PEFT target_modules names); null for rank 0 (full fine-tuning).
+ */
+export function loraSettings(rank: number, alpha: number | undefined, targets: string): LoraSettings | null {
+  if (rank === 0) return null;
+  const list = targets
+    .split(",")
+    .map((s) => s.trim())
+    .filter((s) => s !== "");
+  const bad = list.find((t) => !isLoraTarget(t));
+  if (bad !== undefined)
+    throw new NrtError(`unknown projection "${bad}" (known: ${LORA_TARGETS.join(", ")})`, "--lora-targets");
+  if (list.length === 0) throw new NrtError("needs at least one projection", "--lora-targets");
+  // in the table's order, each once
+  return { rank, alpha: alpha ?? 2 * rank, targets: LORA_TARGETS.filter((t) => list.includes(t)) };
 }

@@ -36,6 +36,6 @@ export function checkFits(bytes: number, what: string, flags: string): void {
   if (bytes <= total) return;
   throw new NrtError(
     `${what} needs about ${(bytes / GB).toFixed(1)} GB, more than this machine's ${(total / GB).toFixed(1)} GB; lower ${flags}`,
-    flags.split(" ")[0],
+    flags.split(/[ ,]/)[0],
   );
 }

@@ -12,7 +12,7 @@
  * implemented; all traces of a step are sampled by the weights at the start of the step.
  */
 
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import type { TrainConfig } from "../config/train-config.js";
 import { contextLeft, type Example, recordExamples } from "../data/format.js";
 import { duplicatesWarning, qaFields, readQaFile } from "../data/qa.js";
@@ -22,9 +22,11 @@ import { NrtError } from "../errors.js";
 import { appendNoFollow } from "../io/append.js";
 import { writeFileAtomic } from "../io/atomic.js";
 import { chatTemplateOf, type LoadedModel, loadModel, withAnswerStart } from "../io/load.js";
-import { saveModelDir } from "../io/model-dir.js";
+import { resolveModelDir, saveModelDir } from "../io/model-dir.js";
 import type { SafetensorsDtype } from "../io/safetensors.js";
 import { parseSize } from "../io/weights.js";
+import { LoraAdapter, loraSettings } from "../model/lora.js";
+import type { Model } from "../model/model.js";
 import { setThreads } from "../model/native.js";
 import { methods, type NrtObjective, resolveObjective } from "../nrt/methods.js";
 import { sampleParams, type Trace, toTraces } from "../rollout/rollout.js";
@@ -211,6 +213,12 @@ function* runLocked(
     checkResumeSettings(run.train, cfg, out);
     savedData = run.data;
   }
+  if (cfg.loraRank > 0 && (cfg.engine !== "native" || cfg.learner !== "native"))
+    throw new NrtError(
+      `LoRA trains in process: use --engine native (the ${cfg.engine} engine has its own: --engine-lora-rank)`,
+      "--lora-rank",
+    );
+  loraSettings(cfg.loraRank, cfg.loraAlpha, cfg.loraTargets); // a bad --lora-targets is refused before any loading
   setThreads(cfg.threads);
   loaded = loadModel(ckpt ? ckpt.dir : cfg.model);
   const withAs = withAnswerStart(loaded); // SPEC §2: a model without ⟨answer_start⟩ gets one (rows of ⟨eos⟩)
@@ -219,6 +227,7 @@ function* runLocked(
     process.stderr.write(
       `added <answer_start> as token ${loaded.tokenizer.answerStartId} (vocab_size ${loaded.model.config.vocabSize}; rows copied from ⟨eos⟩)\n`,
     );
+  if (!ckpt) loaded = { ...loaded, model: startingModel(loaded, cfg) };
   // checkpoints keep tokenizer.json but not the chat template: a resumed run takes it from the original model
   if (ckpt && !loaded.chatTemplate) loaded.chatTemplate = chatTemplateOf(cfg.model, loaded.tokenizer);
   const { model, tokenizer, tokenizerJson } = loaded;
@@ -246,7 +255,7 @@ function* runLocked(
   }
   const objective = objectiveOf(cfg);
   if (cfg.engine === "native" || (cfg.engine === "openai-split" && cfg.learner === "native"))
-    checkStepFits(model.config, cfg, examples, objective === null);
+    checkStepFits(model, cfg, examples, objective === null);
   // the engine, checked (a server: its health, model and state) before anything is written to the run directory
   const probe = examples.length > 0 ? [...examples[0].prompt, answerStartId, ...examples[0].answer] : undefined;
   const engine: Engine = yield* wait(openEngine(cfg, model, ckpt && engineResume(ckpt, model), probe, modelFiles));
@@ -330,6 +339,20 @@ function* runLocked(
   });
   yield* wait(engine.close());
   return { outDir: out, steps: step, stopped: "done", lastMetrics: last };
+}
+
+/**
+ * What a new run trains: with --lora-rank, a fresh adapter (PEFT's initialisation, seeded by --seed) over the
+ * loaded model, whose directory becomes the adapter's base; else the loaded model itself. A loaded adapter is
+ * merged into its base first (a run trains one adapter, or the whole model).
+ */
+function startingModel(loaded: LoadedModel, cfg: TrainConfig): Model {
+  const settings = loraSettings(cfg.loraRank, cfg.loraAlpha, cfg.loraTargets);
+  const model = loaded.model.adapter ? loaded.model.merged() : loaded.model;
+  if (!settings) return model;
+  const adapter = LoraAdapter.init(model.config, settings, cfg.seed);
+  adapter.base = resolve(resolveModelDir(cfg.model));
+  return model.withAdapter(adapter);
 }
 
 /** null if every named quantity is finite, else what is not, e.g. "non-finite loss (NaN)". */

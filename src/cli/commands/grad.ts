@@ -3,7 +3,8 @@ import { join } from "node:path";
 import type { Command } from "commander";
 import { NrtError } from "../../errors.js";
 import { writeFileAtomic } from "../../io/atomic.js";
-import { loadModelDir, resolveModelDir } from "../../io/model-dir.js";
+import { loadModel } from "../../io/load.js";
+import { isAdapterDir, loadModelDir, resolveModelDir } from "../../io/model-dir.js";
 import { checkOutput } from "../../io/output.js";
 import { LIMITS, readTextLimited } from "../../io/read.js";
 import { writeSafetensors } from "../../io/safetensors.js";
@@ -15,7 +16,7 @@ export function register(program: Command): void {
   program
     .command("grad")
     .description("write ∂L/∂θ and the SPEC §3 numbers of one batch (SPEC §6), so other implementations can check nrt")
-    .argument("[model]", "model directory")
+    .argument("[model]", "model directory (a LoRA adapter directory: the adapter's gradients)")
     .option("--model <dir>", "model directory (or run directory)")
     .requiredOption("--batch <file>", "batch JSON (SPEC §6)")
     .requiredOption("-o, --out <dir>", "output directory: grads.safetensors and stats.json")
@@ -36,7 +37,8 @@ export function register(program: Command): void {
             "--out",
           );
         setThreads(parseIntArg(o.threads, "--threads"));
-        const { model } = loadModelDir(resolveModelDir(path));
+        const dir = resolveModelDir(path);
+        const model = isAdapterDir(dir) ? loadModel(dir).model : loadModelDir(dir).model;
         let json: unknown;
         const text = readTextLimited(o.batch, "batch JSON", LIMITS.batchBytes);
         try {
@@ -48,9 +50,13 @@ export function register(program: Command): void {
         const grads = model.zeros();
         const stats = gradBatch(model, batch, grads);
         mkdirSync(o.out, { recursive: true });
+        // with an adapter, ∂L/∂θ of its tensors (PEFT's names): the base is frozen
+        const a = model.adapter;
         writeSafetensors(
           join(o.out, "grads.safetensors"),
-          model.table.map((p) => ({ name: p.name, shape: p.shape, data: model.view(p.name, grads) })),
+          a
+            ? a.table.map((p) => ({ name: p.name, shape: p.shape, data: a.view(p.name, grads) }))
+            : model.table.map((p) => ({ name: p.name, shape: p.shape, data: model.view(p.name, grads) })),
         );
         writeFileAtomic(join(o.out, "stats.json"), `${JSON.stringify(stats)}\n`);
         if (o.json) process.stdout.write(`${JSON.stringify(stats)}\n`);
