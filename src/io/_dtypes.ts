@@ -27,11 +27,10 @@ export function f16ToF32(bits: number): number {
   return halfTable()[bits & 0xffff];
 }
 
-/** Little-endian float32 bytes → a new Float32Array (copied; any alignment). */
-export function decodeF32(bytes: Uint8Array): Float32Array {
-  const out = new Float32Array(bytes.length >>> 2);
+/** Little-endian float32 bytes → a new Float32Array, or into `out` (copied; any alignment). */
+export function decodeF32(bytes: Uint8Array, out: Float32Array = new Float32Array(bytes.length >>> 2)): Float32Array {
   if (LITTLE_ENDIAN) {
-    new Uint8Array(out.buffer).set(bytes);
+    new Uint8Array(out.buffer, out.byteOffset, out.byteLength).set(bytes);
   } else {
     const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     for (let i = 0; i < out.length; i++) out[i] = dv.getFloat32(4 * i, true);
@@ -39,20 +38,18 @@ export function decodeF32(bytes: Uint8Array): Float32Array {
   return out;
 }
 
-/** Little-endian IEEE half bytes → float32 (exact: every half is a float32). */
-export function decodeF16(bytes: Uint8Array): Float32Array {
+/** Little-endian IEEE half bytes → float32, new or into `out` (exact: every half is a float32). */
+export function decodeF16(bytes: Uint8Array, out: Float32Array = new Float32Array(bytes.length >>> 1)): Float32Array {
   const table = halfTable();
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const out = new Float32Array(bytes.length >>> 1);
   for (let i = 0; i < out.length; i++) out[i] = table[dv.getUint16(2 * i, true)];
   return out;
 }
 
 /** Little-endian bfloat16 bytes → float32: a bfloat16 is the top 16 bits of a float32, so bits32 = bits16 << 16. */
-export function decodeBF16(bytes: Uint8Array): Float32Array {
+export function decodeBF16(bytes: Uint8Array, out: Float32Array = new Float32Array(bytes.length >>> 1)): Float32Array {
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const out = new Float32Array(bytes.length >>> 1);
-  const bits = new Uint32Array(out.buffer);
+  const bits = new Uint32Array(out.buffer, out.byteOffset, out.length);
   for (let i = 0; i < out.length; i++) bits[i] = dv.getUint16(2 * i, true) << 16;
   return out;
 }

@@ -47,16 +47,31 @@ export function loadModelDir(dir: string): {
   // header may declare a tensor of gigabytes)
   const table = native().paramTable(config);
   const byName = new Map(table.map((p) => [p.name, p]));
-  const { tensors, fileOf, dtype, sharded, skipped } = readWeights(dir, (header, path) => {
-    for (const name of header.keys())
-      if (!byName.has(name) && !(config.tied && name === LM_HEAD) && !KNOWN_BUFFERS.test(name))
-        throw new NrtError(`unexpected tensor (not part of this ${config.modelType} config)`, `${path}: ${name}`);
-    for (const p of table) {
-      const shape = header.get(p.name)?.shape;
-      if (shape && (shape.length !== p.shape.length || shape.some((d, k) => d !== p.shape[k])))
-        throw new NrtError(`expected shape [${p.shape.join(", ")}], found [${shape.join(", ")}]`, `${path}: ${p.name}`);
-    }
-  });
+  // each parameter is decoded straight into the model's flat buffer (one copy of the weights in memory), allocated
+  // once the first file's header has passed the check (a config claiming a huge model allocates nothing)
+  let allocated: Model | undefined;
+  const modelOf = () => {
+    allocated ??= new Model(config);
+    return allocated;
+  };
+  const into = (name: string) => (byName.has(name) ? modelOf().view(name) : undefined);
+  const { tensors, fileOf, dtype, sharded, skipped } = readWeights(
+    dir,
+    (header, path) => {
+      for (const name of header.keys())
+        if (!byName.has(name) && !(config.tied && name === LM_HEAD) && !KNOWN_BUFFERS.test(name))
+          throw new NrtError(`unexpected tensor (not part of this ${config.modelType} config)`, `${path}: ${name}`);
+      for (const p of table) {
+        const shape = header.get(p.name)?.shape;
+        if (shape && (shape.length !== p.shape.length || shape.some((d, k) => d !== p.shape[k])))
+          throw new NrtError(
+            `expected shape [${p.shape.join(", ")}], found [${shape.join(", ")}]`,
+            `${path}: ${p.name}`,
+          );
+      }
+    },
+    into,
+  );
   const at = (name: string) => `${fileOf.get(name) ?? join(dir, WEIGHTS_FILE)}: ${name}`;
   for (const p of table) {
     const where = at(p.name);
@@ -64,10 +79,11 @@ export function loadModelDir(dir: string): {
     if (!t) throw new NrtError(`missing tensor (expected shape [${p.shape.join(", ")}])`, where);
     checkFinite(t.data, where);
   }
-  const model = new Model(config);
+  const model = modelOf();
   for (const p of table) {
-    model.view(p.name).set(tensors.get(p.name)!.data);
-    tensors.delete(p.name); // let the converted copy go as soon as it is in the flat buffer
+    const data = tensors.get(p.name)!.data;
+    if (data.buffer !== model.params.buffer) model.view(p.name).set(data);
+    tensors.delete(p.name);
   }
   return { model, config, dtype, sharded, skipped };
 }

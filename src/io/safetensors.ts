@@ -14,7 +14,7 @@ import { f16Bytes } from "./f16.js";
 export type SafetensorsDtype = "F32" | "F16" | "BF16";
 
 const DTYPE_BYTES: Record<SafetensorsDtype, number> = { F32: 4, F16: 2, BF16: 2 };
-const DECODE: Record<SafetensorsDtype, (b: Uint8Array) => Float32Array> = {
+const DECODE: Record<SafetensorsDtype, (b: Uint8Array, out?: Float32Array) => Float32Array> = {
   F32: decodeF32,
   F16: decodeF16,
   BF16: decodeBF16,
@@ -74,10 +74,17 @@ export function parseSafetensors(bytes: Uint8Array, where: string): Safetensors 
 export type TensorCheck = (header: ReadonlyMap<string, { dtype: SafetensorsDtype; shape: readonly number[] }>) => void;
 
 /**
- * Reads and checks a safetensors file, reading the header first and then one tensor at a time. `check` sees every
- * tensor's name and shape before any data is read (so a header declaring a huge tensor is refused, not allocated).
+ * Where a reader wants a tensor's float32 values: a buffer of its element count (e.g. a view of a model's flat
+ * parameters, so that loading holds one copy of the weights), or undefined for a new one.
  */
-export function readSafetensors(path: string, check?: TensorCheck): Safetensors {
+export type TensorDest = (name: string) => Float32Array | undefined;
+
+/**
+ * Reads and checks a safetensors file, reading the header first and then one tensor at a time. `check` sees every
+ * tensor's name and shape before any data is read (so a header declaring a huge tensor is refused, not allocated);
+ * `dest` may give each tensor the buffer to decode into.
+ */
+export function readSafetensors(path: string, check?: TensorCheck, dest?: TensorDest): Safetensors {
   let fd: number;
   try {
     fd = openSync(path, "r");
@@ -92,7 +99,9 @@ export function readSafetensors(path: string, check?: TensorCheck): Safetensors 
     const tensors = new Map<string, SafetensorsTensor>();
     for (const e of entries) {
       const where = `${path}: ${e.name}`;
-      tensors.set(e.name, decode(e, readAt(fd, 8 + n + e.begin, e.end - e.begin, where), where));
+      const out = dest?.(e.name);
+      const into = out && out.length === e.shape.reduce((a, d) => a * d, 1) ? out : undefined;
+      tensors.set(e.name, decode(e, readAt(fd, 8 + n + e.begin, e.end - e.begin, where), where, into));
     }
     return { tensors, metadata };
   } finally {
@@ -222,8 +231,9 @@ function parseEntry(name: string, v: unknown, dataLen: number, where: string): E
   return { name, dtype: dtype as SafetensorsDtype, shape: shape as number[], begin, end };
 }
 
-function decode(e: Entry, bytes: Uint8Array, where = e.name): SafetensorsTensor {
-  return { dtype: e.dtype, shape: e.shape, data: allocating(() => DECODE[e.dtype](bytes), bytes.length * 2, where) };
+function decode(e: Entry, bytes: Uint8Array, where = e.name, into?: Float32Array): SafetensorsTensor {
+  const data = into ? DECODE[e.dtype](bytes, into) : allocating(() => DECODE[e.dtype](bytes), bytes.length * 2, where);
+  return { dtype: e.dtype, shape: e.shape, data };
 }
 
 /** `make()`, with a failed allocation (RangeError) turned into an error naming `where` and the size. */

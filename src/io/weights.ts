@@ -17,6 +17,7 @@ import {
   type SafetensorsDtype,
   type SafetensorsTensor,
   type TensorCheck,
+  type TensorDest,
   type TensorToWrite,
 } from "./safetensors.js";
 
@@ -47,14 +48,21 @@ export interface ReadWeights {
   skipped: string[];
 }
 
-/** Reads `dir`'s weights (single file or shards), refusing pickle-only directories with the reason. */
-export function readWeights(dir: string, check?: (header: HeaderInfo, path: string) => void): ReadWeights {
+/**
+ * Reads `dir`'s weights (single file or shards), refusing pickle-only directories with the reason; `dest` may give
+ * tensors the buffers to decode into (see `TensorDest`).
+ */
+export function readWeights(
+  dir: string,
+  check?: (header: HeaderInfo, path: string) => void,
+  dest?: TensorDest,
+): ReadWeights {
   const single = join(dir, WEIGHTS_FILE);
   const index = join(dir, WEIGHTS_INDEX_FILE);
-  if (isFile(single)) return collect([single], null, check);
+  if (isFile(single)) return collect([single], null, check, dest);
   if (isFile(index)) {
     const map = readIndex(dir, index);
-    return collect([...new Set(map.values())], map, check);
+    return collect([...new Set(map.values())], map, check, dest);
   }
   const pickles = listPickles(dir);
   if (pickles.length > 0)
@@ -95,13 +103,14 @@ function collect(
   paths: string[],
   map: Map<string, string> | null,
   check?: (header: HeaderInfo, path: string) => void,
+  dest?: TensorDest,
 ): ReadWeights {
   const tensors = new Map<string, SafetensorsTensor>();
   const fileOf = new Map<string, string>();
   const skipped: string[] = [];
   const elements: Record<SafetensorsDtype, number> = { F32: 0, F16: 0, BF16: 0 };
   for (const p of paths) {
-    for (const [name, t] of readSafetensors(p, check && ((h) => check(h, p))).tensors) {
+    for (const [name, t] of readSafetensors(p, check && ((h) => check(h, p)), dest).tensors) {
       if (map && map.get(name) !== p)
         throw new NrtError(
           map.has(name) ? `the index places this tensor in ${map.get(name)}` : "not listed in the index's weight_map",

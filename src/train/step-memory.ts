@@ -28,6 +28,6 @@ export function checkStepFits(model: Model, cfg: TrainConfig, examples: readonly
   checkFits(
     bytes,
     what,
-    sft ? "--micro-batch-tokens or --prompts-per-step" : "--micro-batch-tokens, --prompts-per-step or --group-size",
+    sft ? "--prompts-per-step or --micro-batch-tokens" : "--prompts-per-step, --group-size or --micro-batch-tokens",
   );
 }
