@@ -14,15 +14,25 @@ void rope_table(float* cos, float* sin, const int32_t* pos, int N, const Config&
   rope_angles_freq(cos, sin, pos, N, c.HS, inv_freq.data());
 }
 
-// The backward of layer.h's lora_delta for target k: dout's columns [col, col + out_k) (row stride ldd) in; dinp
-// (N, in_k) and the adapter's gradients ACCUMULATE. Nothing when the adapter does not target k.
-static void lora_delta_backward(float* dinp, const float* dout, int ldd, int col, const float* inp, const LayerActs& t,
-                                const LayerWeights<float>& g, const LayerWeights<const float>& w, const Config& c,
-                                int k, float* scratch, int N) {
-  if (!w.lora_a[k]) return;
-  const int R = c.lora.rank;
-  lora_backward(dinp, g.lora_a[k], g.lora_b[k], scratch, dout + col, ldd, inp, t.lora_u + (size_t)k * N * R,
-                w.lora_a[k], w.lora_b[k], N, c.lora_in(k), c.lora_out(k), R, c.lora.scale);
+// The backward of layer.h's lora_group: dout (row stride ldd) holds dL/dout, of which target k's columns start at
+// col_k; dinp (N, in) and the adapter's gradients ACCUMULATE; tb (N, count R) is scratch. Nothing without targets.
+static void lora_group_backward(float* dinp, const float* dout, int ldd, std::initializer_list<int> cols,
+                                const float* inp, const LayerActs& t, const LayerWeights<float>& g,
+                                const LayerWeights<const float>& w, const Config& c, int group, float* tb, int N) {
+  const int g0 = lora_groups[group][0], g1 = lora_groups[group][1];
+  int first = -1, m = 0;
+  for (int k = g0; k < g1; k++)
+    if (w.lora_a[k]) first = first < 0 ? k : first, m++;
+  if (m == 0) return;
+  const int R = c.lora.rank, ld = c.lora.count() * R;
+  const int* col = cols.begin();
+  for (int k = g0; k < g1; k++, col++)
+    if (w.lora_a[k])
+      lora_up_backward(g.lora_b[k], tb + c.lora.slot(k) * R, ld, dout + *col, ldd, t.lora_u + c.lora.slot(k) * R, ld,
+                       w.lora_b[k], N, c.lora_out(k), R, c.lora.scale);
+  const int at = c.lora.slot(first) * R;
+  lora_down_backward(dinp, g.lora_a[first], tb + at, ld, inp, w.lora_a[first], N, c.lora_in(first), m * R,
+                     c.lora.scale);
 }
 
 // in the forward pass this was (layer.h):
@@ -36,17 +46,16 @@ void layer_backward(float* dres, const LayerWeights<float>& g, const LayerActs& 
   const int C = c.C, F = c.F, Q = c.Q(), QKV = c.QKV();
   std::fill(s.da, s.da + (size_t)N * F, 0.0f);
   matmul_backward(s.da, g.wdown, dres, t.a, w.wdown, N, F, C);
-  lora_delta_backward(s.da, dres, C, 0, t.a, t, g, w, c, down_proj, s.lora_t, N);
+  lora_group_backward(s.da, dres, C, {0}, t.a, t, g, w, c, 3, s.lora_t, N);
   swiglu_backward_set(s.dgu, s.da, t.gu, N, F);
   std::fill(s.dh, s.dh + (size_t)N * C, 0.0f);
   matmul_backward(s.dh, g.wgu, s.dgu, t.h2, w.wgu, N, C, 2 * F);
-  lora_delta_backward(s.dh, s.dgu, 2 * F, 0, t.h2, t, g, w, c, gate_proj, s.lora_t, N);
-  lora_delta_backward(s.dh, s.dgu, 2 * F, F, t.h2, t, g, w, c, up_proj, s.lora_t, N);
+  lora_group_backward(s.dh, s.dgu, 2 * F, {0, F}, t.h2, t, g, w, c, 2, s.lora_t, N);
   rmsnorm_backward(dres, g.post_norm, s.dh, t.xm, w.post_norm, t.rstd2, N, C);
   // dres now holds dL/dxm; add the attention path to get dL/dx.
   std::fill(s.dy, s.dy + (size_t)N * Q, 0.0f);
   matmul_backward(s.dy, g.wo, dres, t.y, w.wo, N, Q, C);
-  lora_delta_backward(s.dy, dres, C, 0, t.y, t, g, w, c, o_proj, s.lora_t, N);
+  lora_group_backward(s.dy, dres, C, {0}, t.y, t, g, w, c, 1, s.lora_t, N);
   attention_backward_set(s.dqkv, s.dy, att, t.qkv, seqs.seq_start, seqs.att_off, seqs.S, c.NH, c.NKV, c.HS,
                          window);
   rope_backward_table(s.dqkv, cos, sin, N, QKV, 0, c.NH + c.NKV, c.HS);
@@ -59,9 +68,7 @@ void layer_backward(float* dres, const LayerWeights<float>& g, const LayerActs& 
   if (c.qkv_bias && g.bqkv) bias_backward(g.bqkv, s.dqkv, N, QKV);
   std::fill(s.dh, s.dh + (size_t)N * C, 0.0f);
   matmul_backward(s.dh, g.wqkv, s.dqkv, t.h1, w.wqkv, N, C, QKV);
-  lora_delta_backward(s.dh, s.dqkv, QKV, 0, t.h1, t, g, w, c, q_proj, s.lora_t, N);
-  lora_delta_backward(s.dh, s.dqkv, QKV, Q, t.h1, t, g, w, c, k_proj, s.lora_t, N);
-  lora_delta_backward(s.dh, s.dqkv, QKV, Q + c.KV(), t.h1, t, g, w, c, v_proj, s.lora_t, N);
+  lora_group_backward(s.dh, s.dqkv, QKV, {0, Q, Q + c.KV()}, t.h1, t, g, w, c, 0, s.lora_t, N);
   rmsnorm_backward(dres, g.in_norm, s.dh, t.x, w.in_norm, t.rstd1, N, C);
 }
 

@@ -33,20 +33,28 @@ struct LayerActs {
   float* gu;       // (N, 2F)  gate and up projections
   float* a;        // (N, F)   silu(gate) * up
   float* x_out;    // (N, C)   residual stream leaving the layer
-  float* lora_u;   // (7, N, R) LoRA only: each target's A x (block k for LoraTarget k), else null
+  float* lora_u;   // (N, count R) LoRA only: the targets' A x (target t at columns slot(t) R), else null
 };
 
 // Rotary angles, cos and sin (N, HS/2), of each row's position: computed once per pass, shared by every layer.
 void rope_table(float* cos, float* sin, const int32_t* pos, int N, const Config& c);
 
-// The adapter's delta on target k's projection: out's columns [col, col + out_k) (row stride ldo) += scale * B (A inp);
-// u: the (N, R) block of target k in lora_u. Nothing when the adapter does not target k.
-inline void lora_delta(float* out, int ldo, int col, const float* inp, float* u, const LayerWeights<const float>& w,
-                       const Config& c, int k, int N) {
-  if (!w.lora_a[k]) return;
-  const int R = c.lora.rank;
-  lora_forward(out + col, ldo, u + (size_t)k * N * R, inp, w.lora_a[k], w.lora_b[k], N, c.lora_in(k), c.lora_out(k),
-               R, c.lora.scale);
+// The adapter's deltas on LoRA group `group`'s projections, which all read `inp` (N, in): the group's blocks of u
+// (N, count R) = inp @ [A_k; …]^T in one product, then for each targeted k, out's columns [col_k, col_k + out_k)
+// (row stride ldo) += scale * u_k @ B_k^T; cols lists col_k for every member of the group. Nothing without targets.
+inline void lora_group(float* out, int ldo, std::initializer_list<int> cols, const float* inp, float* u,
+                       const LayerWeights<const float>& w, const Config& c, int group, int N) {
+  const int g0 = lora_groups[group][0], g1 = lora_groups[group][1];
+  int first = -1, m = 0;
+  for (int k = g0; k < g1; k++)
+    if (w.lora_a[k]) first = first < 0 ? k : first, m++;
+  if (m == 0) return;
+  const int R = c.lora.rank, ldu = c.lora.count() * R;
+  lora_down(u + c.lora.slot(first) * R, ldu, inp, w.lora_a[first], N, c.lora_in(first), m * R);
+  const int* col = cols.begin();
+  for (int k = g0; k < g1; k++, col++)
+    if (w.lora_a[k])
+      lora_up(out + *col, ldo, u + c.lora.slot(k) * R, ldu, w.lora_b[k], N, c.lora_out(k), R, c.lora.scale);
 }
 
 // attend(y, qkv): y (N, Q) from the rotated qkv (N, QKV) rows of this layer.
@@ -56,9 +64,7 @@ void layer_forward(const LayerActs& t, const LayerWeights<const float>& w, const
   const int C = c.C, F = c.F, Q = c.Q(), QKV = c.QKV();
   rmsnorm_forward(t.h1, t.rstd1, t.x, w.in_norm, N, C, c.eps);
   matmul_forward(t.qkv, t.h1, w.wqkv, N, C, QKV, false);
-  lora_delta(t.qkv, QKV, 0, t.h1, t.lora_u, w, c, q_proj, N);
-  lora_delta(t.qkv, QKV, Q, t.h1, t.lora_u, w, c, k_proj, N);
-  lora_delta(t.qkv, QKV, Q + c.KV(), t.h1, t.lora_u, w, c, v_proj, N);
+  lora_group(t.qkv, QKV, {0, Q, Q + c.KV()}, t.h1, t.lora_u, w, c, 0, N);
   if (c.qkv_bias) bias_forward(t.qkv, w.bqkv, N, QKV);
   if (c.qk_norm) {
     const int QK = Q + c.KV(), NHK = c.NH + c.NKV;
@@ -69,15 +75,14 @@ void layer_forward(const LayerActs& t, const LayerWeights<const float>& w, const
   attend(t.y, (const float*)t.qkv);
   if (t.xm != t.x) std::memcpy(t.xm, t.x, sizeof(float) * N * C);
   matmul_forward(t.xm, t.y, w.wo, N, Q, C, true);
-  lora_delta(t.xm, C, 0, t.y, t.lora_u, w, c, o_proj, N);
+  lora_group(t.xm, C, {0}, t.y, t.lora_u, w, c, 1, N);
   rmsnorm_forward(t.h2, t.rstd2, t.xm, w.post_norm, N, C, c.eps);
   matmul_forward(t.gu, t.h2, w.wgu, N, C, 2 * F, false);
-  lora_delta(t.gu, 2 * F, 0, t.h2, t.lora_u, w, c, gate_proj, N);
-  lora_delta(t.gu, 2 * F, F, t.h2, t.lora_u, w, c, up_proj, N);
+  lora_group(t.gu, 2 * F, {0, F}, t.h2, t.lora_u, w, c, 2, N);
   swiglu_forward(t.a, t.gu, N, F);
   if (t.x_out != t.xm) std::memcpy(t.x_out, t.xm, sizeof(float) * N * C);
   matmul_forward(t.x_out, t.a, w.wdown, N, F, C, true);
-  lora_delta(t.x_out, C, 0, t.a, t.lora_u, w, c, down_proj, N);
+  lora_group(t.x_out, C, {0}, t.a, t.lora_u, w, c, 3, N);
 }
 
 // Packed sequences as the training attention sees them: seq_start (S+1) token offsets, att the per-sequence softmax
@@ -89,7 +94,7 @@ struct PackedSeqs {
 };
 
 // Scratch gradients of one layer's backward, reused across layers: (N,C) dh; (N,F) da; (N,2F) dgu; (N,Q) dy;
-// (N,QKV) dqkv; (N,R) lora_t. Their contents on entry do not matter.
+// (N,QKV) dqkv; (N, count R) lora_t. Their contents on entry do not matter.
 struct LayerScratch {
   float *dh, *da, *dgu, *dy, *dqkv, *lora_t;
 };

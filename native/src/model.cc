@@ -65,16 +65,21 @@ std::vector<ParamInfo> lora_table(const Config& c) {
   if (c.lora.rank <= 0) return t;
   const int64_t R = c.lora.rank;
   int64_t off = 0;
+  auto add = [&](const std::string& name, std::vector<int64_t> shape) {
+    t.push_back({name, shape, off, shape[0] * shape[1], true});
+    off += shape[0] * shape[1];
+  };
   for (int l = 0; l < c.L; l++)
-    for (int k = 0; k < n_lora_targets; k++) {
-      if (!c.lora.on(k)) continue;
-      const int64_t in = c.lora_in(k), out = c.lora_out(k);
-      const std::string p = "base_model.model.model.layers." + std::to_string(l) + (k <= o_proj ? ".self_attn." : ".mlp.") +
-                            lora_target_names[k];
-      t.push_back({p + ".lora_A.weight", {R, in}, off, R * in, true});
-      off += R * in;
-      t.push_back({p + ".lora_B.weight", {out, R}, off, out * R, true});
-      off += out * R;
+    for (const auto& g : lora_groups) {
+      auto name = [&](int k) {
+        return "base_model.model.model.layers." + std::to_string(l) + (k <= o_proj ? ".self_attn." : ".mlp.") +
+               lora_target_names[k];
+      };
+      // the group's A matrices side by side, then its B matrices
+      for (int k = g[0]; k < g[1]; k++)
+        if (c.lora.on(k)) add(name(k) + ".lora_A.weight", {R, c.lora_in(k)});
+      for (int k = g[0]; k < g[1]; k++)
+        if (c.lora.on(k)) add(name(k) + ".lora_B.weight", {c.lora_out(k), R});
     }
   return t;
 }
@@ -89,15 +94,16 @@ void lora_merge(const Config& c, float* base, const float* lora) {
   std::unordered_map<std::string, int64_t> at;
   for (const auto& p : table) at[p.name] = p.offset;
   const int R = c.lora.rank;
-  const auto lt = lora_table(c);
-  for (size_t i = 0; i < lt.size(); i += 2) {
-    // "base_model.model." + the base tensor's name up to ".lora_A.weight"
-    const std::string& a = lt[i].name;
-    const std::string name = a.substr(17, a.size() - 17 - 14) + ".weight";
-    const int out = (int)lt[i + 1].shape[0], in = (int)lt[i].shape[1];
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, out, in, R, c.lora.scale, lora + lt[i + 1].offset, R,
-                lora + lt[i].offset, in, 1.0f, base + at.at(name), in);
-  }
+  const Weights<const float> w = weights(c, Params{nullptr, lora});
+  for (int l = 0; l < c.L; l++)
+    for (int k = 0; k < n_lora_targets; k++) {
+      if (!c.lora.on(k)) continue;
+      const std::string name = "model.layers." + std::to_string(l) + (k <= o_proj ? ".self_attn." : ".mlp.") +
+                               lora_target_names[k] + ".weight";
+      const int out = c.lora_out(k), in = c.lora_in(k);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, out, in, R, c.lora.scale, w.layers[l].lora_b[k], R,
+                  w.layers[l].lora_a[k], in, 1.0f, base + at.at(name), in);
+    }
 }
 
 std::vector<ParamInfo> trainable_table(const Config& c) { return c.lora.rank > 0 ? lora_table(c) : param_table(c); }
@@ -108,14 +114,24 @@ static Weights<T> views(const Config& c, Buffers<T> bufs) {
   Weights<T> w{};
   w.layers.resize(c.L, LayerWeights<T>{});
   if (bufs.lora) {
+    std::unordered_map<std::string, const ParamInfo*> at;
     const auto lt = lora_table(c);
-    size_t i = 0;
+    for (const auto& p : lt) at[p.name] = &p;
     for (int l = 0; l < c.L; l++)
-      for (int k = 0; k < n_lora_targets; k++)
-        if (c.lora.on(k)) {
-          w.layers[l].lora_a[k] = bufs.lora + lt[i++].offset;
-          w.layers[l].lora_b[k] = bufs.lora + lt[i++].offset;
+      for (const auto& g : lora_groups) {
+        const ParamInfo* prev = nullptr;
+        for (int k = g[0]; k < g[1]; k++) {
+          if (!c.lora.on(k)) continue;
+          const std::string p = "base_model.model.model.layers." + std::to_string(l) +
+                                (k <= o_proj ? ".self_attn." : ".mlp.") + lora_target_names[k];
+          const ParamInfo& a = *at.at(p + ".lora_A.weight");
+          // one product reads a group's A matrices as one: each must start where the one before ends
+          if (prev && a.offset != prev->offset + prev->size) throw std::runtime_error(a.name + " does not follow its group");
+          prev = &a;
+          w.layers[l].lora_a[k] = bufs.lora + a.offset;
+          w.layers[l].lora_b[k] = bufs.lora + at.at(p + ".lora_B.weight")->offset;
         }
+      }
   }
   T* const base = bufs.base;
   if (!base) return w;  // frozen: no base views
@@ -174,7 +190,7 @@ static LayerActs layer_acts(Activations& A, const Config& c, int l) {
           A.qkv.data() + l * N * c.QKV(), qk_in, qk_rstd, A.y.data() + l * N * c.Q(), A.xm.data() + l * N * C,
           A.h2.data() + l * N * C,     A.rstd2.data() + l * N,  A.gu.data() + l * N * 2 * F,
           A.a.data() + l * N * F,      A.x.data() + (l + 1) * N * C,
-          c.lora.rank > 0 ? A.lora_u.data() + l * N * n_lora_targets * c.lora.rank : nullptr};
+          c.lora.rank > 0 ? A.lora_u.data() + l * N * c.lora.count() * c.lora.rank : nullptr};
 }
 
 void model_forward(Activations& A, const Config& c, Params P, const int32_t* tokens, const int32_t* seq_lens, int S) {
@@ -209,7 +225,7 @@ void model_forward(Activations& A, const Config& c, Params P, const int32_t* tok
   resize(A.rstd2, (size_t)L * N);
   resize(A.gu, (size_t)L * N * 2 * F);
   resize(A.a, (size_t)L * N * F);
-  resize(A.lora_u, (size_t)L * N * n_lora_targets * c.lora.rank);
+  resize(A.lora_u, (size_t)L * N * c.lora.count() * c.lora.rank);
   resize(A.hf, (size_t)N * C);
   resize(A.rstdf, N);
   resize(A.logits, (size_t)N * V);
@@ -253,7 +269,7 @@ double model_backward(Activations& A, const Config& c, Params P, Grads G, const 
   resize(A.dgu, (size_t)N * 2 * F);
   resize(A.dy, (size_t)N * Q);
   resize(A.dqkv, (size_t)N * QKV);
-  resize(A.lora_t, (size_t)N * c.lora.rank);
+  resize(A.lora_t, (size_t)N * c.lora.count() * c.lora.rank);
   float* dres = A.dres.data();
   head_backward(dres, A.dh.data(), g, A.logits.data(), A.hf.data(), A.rstdf.data(), A.x.data() + (size_t)L * N * C,
                 w, c, N);

@@ -20,9 +20,13 @@ struct RopeScaling {
   float orig_max = 8192.0f;  // original_max_position_embeddings
 };
 
-// The LoRA projections (PEFT's target_modules names), in the order lora_table lists them within a layer.
+// The LoRA projections (PEFT's target_modules names), in layer order. Projections that read the same input form a
+// group ({q, k, v} read h1, {o} y, {gate, up} h2, {down} a): lora_table lays the A matrices of a group's targets
+// side by side, so that one product gives all their A x.
 enum LoraTarget { q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj, n_lora_targets };
 extern const char* const lora_target_names[n_lora_targets];
+// the groups as [first, last) target ranges
+constexpr int lora_groups[4][2] = {{q_proj, o_proj}, {o_proj, gate_proj}, {gate_proj, down_proj}, {down_proj, n_lora_targets}};
 
 // A LoRA adapter (PEFT's LoraLayer, lora_dropout 0, bias none): each targeted projection computes
 //   y = W x + scale * B (A x),   A (R, in), B (out, R), scale = lora_alpha / R
@@ -33,6 +37,10 @@ struct Lora {
   float scale = 0.0f;
   unsigned targets = 0;  // bit (1 << t) per LoraTarget
   bool on(int t) const { return rank > 0 && (targets >> t & 1u); }
+  // targets adapted, and target t's column block in a layer's (N, count() R) buffers of A x: the targeted ones in
+  // layer order, so a group's blocks are adjacent as its A matrices are
+  int count() const { return rank > 0 ? __builtin_popcount(targets) : 0; }
+  int slot(int t) const { return __builtin_popcount(targets & ((1u << t) - 1u)); }
 };
 
 // A model's architecture: its sizes and the options that tell one family from another, in one struct filled from
@@ -137,14 +145,14 @@ struct Activations {
   std::vector<float> rstd2;  // (L, N)
   std::vector<float> gu;     // (L, N, 2F)  gate and up projections
   std::vector<float> a;      // (L, N, F)   silu(gate) * up
-  std::vector<float> lora_u; // LoRA only: (L, 7, N, R) each target's A x
+  std::vector<float> lora_u; // LoRA only: (L, N, count R) the targets' A x, target t at columns slot(t) R
   std::vector<float> hf;     // (N, C)      final norm output
   std::vector<float> rstdf;  // (N)
   std::vector<float> logits; // (N, V)      overwritten by dlogits in backward
   std::vector<float> lse, logp, ent;  // (N) per row: log-sum-exp, log p(target), entropy
   std::vector<float> rope_cos, rope_sin;  // (N, HS/2) rotary angles of each row's position, shared by all layers
   // backward's scratch gradients, kept between calls: (N,C) dh, dres; (N,F) da; (N,2F) dgu; (N,Q) dy; (N,QKV) dqkv;
-  // (N,R) lora_t
+  // (N, count R) lora_t
   std::vector<float> dh, dres, da, dgu, dy, dqkv, lora_t;
   bool has_logits_grad = false;
 };

@@ -42,7 +42,7 @@ static void forward_cached_chunk(float* logits, KVCache& kv, const Config& c, Pa
   grow(kv.y, (size_t)n * Q);
   grow(kv.gu, (size_t)n * 2 * F);
   grow(kv.a, (size_t)n * F);
-  grow(kv.lora_u, (size_t)n * n_lora_targets * c.lora.rank);
+  grow(kv.lora_u, (size_t)n * c.lora.count() * c.lora.rank);
   grow(kv.rope_cos, (size_t)n * (HS / 2));
   grow(kv.rope_sin, (size_t)n * (HS / 2));
   float *x = kv.x.data(), *h = kv.h.data(), *rstd = kv.rstd.data();

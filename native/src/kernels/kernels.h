@@ -25,13 +25,18 @@ void matmul_backward_naive(float* dinp, float* dweight, const float* dout, const
 void bias_forward(float* x, const float* b, int N, int D);
 void bias_backward(float* db, const float* dx, int N, int D);
 
-// ---- lora.cc: a LoRA delta, out(N, OUT; row stride ldo) += scale * (inp(N,IN) @ A(R,IN)^T) @ B(OUT,R)^T, keeping
-// u(N,R) = inp @ A^T for backward
-void lora_forward(float* out, int ldo, float* u, const float* inp, const float* A, const float* B, int N, int IN,
-                  int OUT, int R, float scale);
-// dout(N, OUT; row stride ldd) in: dA(R,IN), dB(OUT,R) and dinp(N,IN) ACCUMULATE; t(N,R) is scratch
-void lora_backward(float* dinp, float* dA, float* dB, float* t, const float* dout, int ldd, const float* inp,
-                   const float* u, const float* A, const float* B, int N, int IN, int OUT, int R, float scale);
+// ---- lora.cc: LoRA deltas out(N, OUT) += scale * (inp(N,IN) @ A(R,IN)^T) @ B(OUT,R)^T in two halves; row strides
+// ldo, ldu, ldt, ldd let outputs and u be column blocks of wider matrices
+// down: u(N, RM) = inp @ A^T for RM = m R rows of m targets' A matrices side by side
+void lora_down(float* u, int ldu, const float* inp, const float* A, int N, int IN, int RM);
+// up: out(N, OUT) += scale * u(N, R) @ B^T
+void lora_up(float* out, int ldo, const float* u, int ldu, const float* B, int N, int OUT, int R, float scale);
+// dB(OUT,R) ACCUMULATES scale * dout^T @ u; t(N,R) = dout @ B is written
+void lora_up_backward(float* dB, float* t, int ldt, const float* dout, int ldd, const float* u, int ldu,
+                      const float* B, int N, int OUT, int R, float scale);
+// dA(RM,IN) and dinp(N,IN) ACCUMULATE scale * t^T @ inp and scale * t @ A
+void lora_down_backward(float* dinp, float* dA, const float* t, int ldt, const float* inp, const float* A, int N,
+                        int IN, int RM, float scale);
 
 // ---- rmsnorm.cc: out = inp / rms(inp) * weight, rstd(N) saved for backward; a null dweight is not computed
 void rmsnorm_forward(float* out, float* rstd, const float* inp, const float* weight, int N, int C, float eps);

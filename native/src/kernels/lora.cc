@@ -1,29 +1,35 @@
-// A LoRA delta on one linear layer (PEFT's LoraLayer, no dropout): out(N, OUT) += scale * (inp @ A^T) @ B^T,
-// A (R, IN), B (OUT, R), both in Hugging Face (out, in) layout. The output may be a column block of a wider matrix
-// (row stride ldo), e.g. q's columns of the fused qkv rows.
+// LoRA deltas (PEFT's LoraLayer, no dropout): out(N, OUT) += scale * (inp @ A^T) @ B^T, A (R, IN), B (OUT, R), in
+// Hugging Face (out, in) layout. Split in two so that projections reading one input share the first product:
+//   down: u = inp @ [A_1; …; A_m]^T for m targets at once ; up: out_k += scale * u_k @ B_k^T per target.
+// Outputs and u may be column blocks of wider matrices (row strides ldo, ldu, ldt, ldd).
 #include <cblas.h>
 
 #include "kernels.h"
 
 namespace nrt {
 
-void lora_forward(float* out, int ldo, float* u, const float* inp, const float* A, const float* B, int N, int IN,
-                  int OUT, int R, float scale) {
-  // u (N, R) = inp @ A^T
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, R, IN, 1.0f, inp, IN, A, IN, 0.0f, u, R);
-  // out += scale * u @ B^T
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OUT, R, scale, u, R, B, R, 1.0f, out, ldo);
+void lora_down(float* u, int ldu, const float* inp, const float* A, int N, int IN, int RM) {
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, RM, IN, 1.0f, inp, IN, A, IN, 0.0f, u, ldu);
 }
 
-// in the forward pass this was: out += s * u @ B^T with u = inp @ A^T
-// so now we have, with t = dout @ B (N, R):
-//   dB (OUT, R) += s * dout^T @ u ; dA (R, IN) += s * t^T @ inp ; dinp (N, IN) += s * t @ A
-void lora_backward(float* dinp, float* dA, float* dB, float* t, const float* dout, int ldd, const float* inp,
-                   const float* u, const float* A, const float* B, int N, int IN, int OUT, int R, float scale) {
-  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OUT, R, N, scale, dout, ldd, u, R, 1.0f, dB, R);
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, R, OUT, 1.0f, dout, ldd, B, R, 0.0f, t, R);
-  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, R, IN, N, scale, t, R, inp, IN, 1.0f, dA, IN);
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, IN, R, scale, t, R, A, IN, 1.0f, dinp, IN);
+void lora_up(float* out, int ldo, const float* u, int ldu, const float* B, int N, int OUT, int R, float scale) {
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OUT, R, scale, u, ldu, B, R, 1.0f, out, ldo);
+}
+
+// in the forward pass this was: out += s * u @ B^T
+// so now we have: dB (OUT, R) += s * dout^T @ u ; t (N, R) = dout @ B (= dL/du / s)
+void lora_up_backward(float* dB, float* t, int ldt, const float* dout, int ldd, const float* u, int ldu,
+                      const float* B, int N, int OUT, int R, float scale) {
+  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OUT, R, N, scale, dout, ldd, u, ldu, 1.0f, dB, R);
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, R, OUT, 1.0f, dout, ldd, B, R, 0.0f, t, ldt);
+}
+
+// in the forward pass this was: u = inp @ A^T, and dL/du = s * t
+// so now we have: dA (RM, IN) += s * t^T @ inp ; dinp (N, IN) += s * t @ A
+void lora_down_backward(float* dinp, float* dA, const float* t, int ldt, const float* inp, const float* A, int N,
+                        int IN, int RM, float scale) {
+  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, RM, IN, N, scale, t, ldt, inp, IN, 1.0f, dA, IN);
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, IN, RM, scale, t, ldt, A, IN, 1.0f, dinp, IN);
 }
 
 }  // namespace nrt
