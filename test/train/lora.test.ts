@@ -10,7 +10,7 @@
 // where reset_lora_parameters initialises A with kaiming_uniform_(a=sqrt(5)) and B with zeros, and
 // scaling = lora_alpha / r.
 import { execFileSync } from "node:child_process";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, test } from "vitest";
 import { resolveFields } from "../../src/config/schema.js";
@@ -18,6 +18,7 @@ import { type TrainConfig, trainFields } from "../../src/config/train-config.js"
 import { loadModel } from "../../src/io/load.js";
 import { loadModelDir } from "../../src/io/model-dir.js";
 import { readSafetensors } from "../../src/io/safetensors.js";
+import { gradBatch, parseGradBatch } from "../../src/train/grad.js";
 import { isTimingKey, train, trainAsync } from "../../src/train/trainer.js";
 import { setup, TINY } from "../helpers/tiny-run.js";
 
@@ -139,7 +140,35 @@ describe("nrt train --lora-rank", () => {
     expect(whole2).toThrow(/not a LoRA adapter/);
   });
 
-  test("an adapter directory is a model for the other commands (eval, sample)", () => {
+  test("nrt grad on an adapter directory writes the adapter's gradients under PEFT's names", () => {
+    const dir = join(s.dir, "grad");
+    const batch = join(s.dir, "batch.json");
+    const b = {
+      answer_start_id: 3,
+      groups: [
+        {
+          prompt: [1, 10, 11, 12],
+          answer: [13, 14, 2],
+          traces: [
+            { tokens: [20, 21], emitted: true },
+            { tokens: [22], emitted: true },
+          ],
+        },
+      ],
+    };
+    writeFileSync(batch, JSON.stringify(b));
+    execFileSync(process.execPath, [NRT, "grad", join(out, "final"), "--batch", batch, "-o", dir], { stdio: "pipe" });
+    const { tensors } = readSafetensors(join(dir, "grads.safetensors"));
+    const model = loadModel(out).model;
+    const a = model.adapter!;
+    expect([...tensors.keys()].sort()).toEqual(a.table.map((p) => p.name).sort());
+    const grads = model.zeros();
+    gradBatch(model, parseGradBatch(b, model.config.vocabSize), grads);
+    for (const p of a.table) expect(Array.from(tensors.get(p.name)!.data)).toEqual(Array.from(a.view(p.name, grads)));
+    expect(grads.some((x) => x !== 0)).toBe(true);
+  });
+
+  test("an adapter directory is a model for the other commands (sample)", () => {
     const r = execFileSync(
       process.execPath,
       [NRT, "sample", join(out, "final"), "--prompt", "a1,b+2;b", "--max-new-tokens", "4", "--json"],
