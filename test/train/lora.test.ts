@@ -10,7 +10,8 @@
 // where reset_lora_parameters initialises A with kaiming_uniform_(a=sqrt(5)) and B with zeros, and
 // scaling = lora_alpha / r.
 import { execFileSync } from "node:child_process";
-import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, test } from "vitest";
 import { resolveFields } from "../../src/config/schema.js";
@@ -20,7 +21,8 @@ import { loadModelDir } from "../../src/io/model-dir.js";
 import { readSafetensors } from "../../src/io/safetensors.js";
 import { gradBatch, parseGradBatch } from "../../src/train/grad.js";
 import { isTimingKey, train, trainAsync } from "../../src/train/trainer.js";
-import { setup, TINY } from "../helpers/tiny-run.js";
+import { FAMILY_FIXTURES, writeFamilyDir } from "../helpers/family-models.js";
+import { QA_LINES, setup, TINY } from "../helpers/tiny-run.js";
 
 const NRT = join(import.meta.dirname, "../../bin/nrt.js");
 
@@ -196,5 +198,39 @@ describe("nrt train --lora-rank", () => {
       ),
     ).rejects.toThrow(/--lora-rank: LoRA trains in process/);
     expect(existsSync(join(s.dir, "x"))).toBe(false);
+  });
+});
+
+describe("a LoRA run on a base without ⟨answer_start⟩ (the Llama-3 family fixture: the vocabulary grows)", () => {
+  const dir = mkdtempSync(join(tmpdir(), "nrt-lora-as-"));
+  const model = join(dir, "model");
+  const llama = FAMILY_FIXTURES.find((f) => f.name === "llama")!;
+  writeFamilyDir(model, llama, "bfloat16");
+  const data = join(dir, "qa.jsonl");
+  writeFileSync(data, `${QA_LINES.join("\n")}\n`);
+  const cfg = (out: string) =>
+    config({ model, data, out, steps: 4, checkpointEvery: 2, loraRank: 2, loraTargets: "q_proj,down_proj" });
+
+  test("final/ loads as the model it was trained on; a resumed run is the same run; merge matches", () => {
+    const a = join(dir, "a");
+    const b = join(dir, "b");
+    train(cfg(a));
+    expect(() =>
+      train(cfg(b), {
+        onStep: (_m, step) => {
+          if (step === 3) throw new Error("simulated crash");
+        },
+      }),
+    ).toThrow("simulated crash");
+    train(cfg(b), {}, true);
+    expect(metrics(b).map(withoutTiming)).toEqual(metrics(a).map(withoutTiming));
+    const adapted = loadModel(join(a, "final")).model;
+    expect(adapted.config.vocabSize).toBe(llama.over.vocabSize! + 1);
+    expect(adapted.config.answerStartTokenId).toBe(llama.over.vocabSize);
+    const merged = join(dir, "merged");
+    execFileSync(process.execPath, [NRT, "merge", a, "-o", merged, "--save-dtype", "float32"], { stdio: "pipe" });
+    const whole = loadModel(merged).model;
+    expect(whole.config.vocabSize).toBe(adapted.config.vocabSize);
+    expect(Array.from(whole.params)).toEqual(Array.from(adapted.merged().params));
   });
 });
