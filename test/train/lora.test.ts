@@ -140,6 +140,14 @@ describe("nrt train --lora-rank", () => {
     const whole2 = () =>
       execFileSync(process.execPath, [NRT, "merge", merged, "-o", join(s.dir, "m2")], { stdio: "pipe" });
     expect(whole2).toThrow(/not a LoRA adapter/);
+    // GGUF export merges first: the same file as the merged model's
+    const gguf = (from: string, to: string) =>
+      execFileSync(process.execPath, [NRT, "export", "--format", "gguf", from, "-o", to, "--name", "m"], {
+        stdio: "pipe",
+      });
+    gguf(out, join(s.dir, "a.gguf"));
+    gguf(merged, join(s.dir, "b.gguf"));
+    expect(readFileSync(join(s.dir, "a.gguf")).equals(readFileSync(join(s.dir, "b.gguf")))).toBe(true);
   });
 
   test("nrt grad on an adapter directory writes the adapter's gradients under PEFT's names", () => {
