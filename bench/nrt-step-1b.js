@@ -54,6 +54,7 @@ const log = (s) => process.stderr.write(`${s}\n`);
 const here = (f) => fileURLToPath(new URL(f, import.meta.url));
 
 if (argv[0] === "--child") await child(argv[1], argv.slice(2));
+else if (argv[0] === "--write") process.stdout.write(`${await writeModel(argv[1])}\n`);
 else await parent();
 
 /** Writes the model directory and data, runs the step in a child, prints the line. */
@@ -62,7 +63,13 @@ async function parent() {
   const dir = mkdtempSync(join(tmpdir(), "nrt-1b-"));
   try {
     const t0 = performance.now();
-    const params = await writeModel(join(dir, "model"));
+    // in a process of its own, so that this one holds none of the model while the step runs
+    const w = spawnSync(process.execPath, [here("./nrt-step-1b.js"), "--write", join(dir, "model")], {
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    if (w.status !== 0) throw new Error(`writing the model failed (exit ${w.status ?? w.signal})`);
+    const params = Number(w.stdout.trim());
     const qa = ["a1,b+2;b", "a3,b*2;b", "a5,b+1;b", "a2,b*3;b", "a7,b+3;b", "a4,b+4;b", "a6,b+2;b", "a8,b*1;b"];
     writeFileSync(
       join(dir, "qa.jsonl"),
@@ -82,7 +89,7 @@ async function parent() {
       stdio: ["ignore", "pipe", "inherit"],
       env: { ...process.env, OMP_WAIT_POLICY: "passive" },
     });
-    if (r.status !== 0) throw new Error(`the step failed (exit ${r.status})`);
+    if (r.status !== 0) throw new Error(`the step failed (exit ${r.status ?? r.signal})`);
     const res = JSON.parse(r.stdout);
     res.params = params;
     // the adapter's float32 tensors: the file less its 8-byte length and JSON header
