@@ -20,9 +20,8 @@ static void lora_group_backward(float* dinp, const float* dout, int ldd, std::in
                                 const float* inp, const LayerActs& t, const LayerWeights<float>& g,
                                 const LayerWeights<const float>& w, const Config& c, int group, float* tb, int N) {
   const int g0 = lora_groups[group][0], g1 = lora_groups[group][1];
-  int first = -1, m = 0;
-  for (int k = g0; k < g1; k++)
-    if (w.lora_a[k]) first = first < 0 ? k : first, m++;
+  int first;
+  const int m = lora_group_targets(w, group, &first);
   if (m == 0) return;
   const int R = c.lora.rank, ld = c.lora.count() * R;
   const int* col = cols.begin();

@@ -42,12 +42,20 @@ void rope_table(float* cos, float* sin, const int32_t* pos, int N, const Config&
 // The adapter's deltas on LoRA group `group`'s projections, which all read `inp` (N, in): the group's blocks of u
 // (N, count R) = inp @ [A_k; …]^T in one product, then for each targeted k, out's columns [col_k, col_k + out_k)
 // (row stride ldo) += scale * u_k @ B_k^T; cols lists col_k for every member of the group. Nothing without targets.
+// How many of group `group`'s projections the adapter targets, and the first of them (-1 if none).
+inline int lora_group_targets(const LayerWeights<const float>& w, int group, int* first) {
+  int m = 0;
+  *first = -1;
+  for (int k = lora_groups[group][0]; k < lora_groups[group][1]; k++)
+    if (w.lora_a[k]) *first = *first < 0 ? k : *first, m++;
+  return m;
+}
+
 inline void lora_group(float* out, int ldo, std::initializer_list<int> cols, const float* inp, float* u,
                        const LayerWeights<const float>& w, const Config& c, int group, int N) {
   const int g0 = lora_groups[group][0], g1 = lora_groups[group][1];
-  int first = -1, m = 0;
-  for (int k = g0; k < g1; k++)
-    if (w.lora_a[k]) first = first < 0 ? k : first, m++;
+  int first;
+  const int m = lora_group_targets(w, group, &first);
   if (m == 0) return;
   const int R = c.lora.rank, ldu = c.lora.count() * R;
   lora_down(u + c.lora.slot(first) * R, ldu, inp, w.lora_a[first], N, c.lora_in(first), m * R);

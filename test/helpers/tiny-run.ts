@@ -1,11 +1,14 @@
 /** A tiny random model with the SPEC §7 char tokenizer and a toy QA file: the fixture of the trainer tests. */
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { resolveFields } from "../../src/config/schema.js";
+import { type TrainConfig, trainFields } from "../../src/config/train-config.js";
 import { saveModelDir } from "../../src/io/model-dir.js";
 import { llamaConfig } from "../../src/model/config.js";
 import { Model } from "../../src/model/model.js";
 import { CHAR_IDS, CHAR_VOCAB_SIZE, charTokenizerJson } from "../../src/tokenizer/char-tokenizer-json.js";
+import { isTimingKey } from "../../src/train/trainer.js";
 
 /** The toy questions of test/train (SPEC §7's form), one JSON object each. */
 export const QA_LINES = ["a1,b+2;b", "a3,b*2;b", "a5,b+1;b", "a2,b*3;b", "a7,b+3;b", "a4,b+4;b"].map((q) => {
@@ -42,3 +45,20 @@ export function setup(prefix = "nrt-tiny-"): { dir: string; model: string; data:
 
 /** Small, fast settings (as in test/train) over the schema's defaults. */
 export const TINY = { progress: false, threads: 1, groupSize: 4, promptsPerStep: 3, maxTraceTokens: 8, lr: 3e-3 };
+
+/** `nrt train` settings: TINY, then `over`, over the schema's defaults. */
+export function tinyConfig(over: Record<string, unknown>): TrainConfig {
+  return resolveFields(trainFields, undefined, { ...TINY, ...over }, "test") as TrainConfig;
+}
+
+/** A run's metrics.jsonl, one object a step. */
+export function runMetrics(out: string): Record<string, number>[] {
+  return readFileSync(join(out, "metrics.jsonl"), "utf8")
+    .split("\n")
+    .filter((l) => l.trim())
+    .map((l) => JSON.parse(l));
+}
+
+/** A step's metrics without its timing fields ("identical metrics", SPEC §8). */
+export const withoutTiming = (m: Record<string, number>): Record<string, number> =>
+  Object.fromEntries(Object.entries(m).filter(([k]) => !isTimingKey(k)));

@@ -3,7 +3,6 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { NrtError } from "../../src/errors.js";
 import {
   ADAPTER_CONFIG_FILE,
   ADAPTER_WEIGHTS_FILE,
@@ -16,6 +15,7 @@ import {
 import { saveModelDir } from "../../src/io/model-dir.js";
 import { encodeSafetensors } from "../../src/io/safetensors.js";
 import { LoraAdapter } from "../../src/model/lora.js";
+import { refusal } from "../helpers/refusal.js";
 import { tinyModel } from "../helpers/tiny-run.js";
 
 const model = tinyModel();
@@ -30,16 +30,6 @@ function adapterDir(config: Record<string, unknown> = {}, tensors?: (a: LoraAdap
   writeFileSync(join(dir, ADAPTER_CONFIG_FILE), JSON.stringify({ ...adapterConfig(a), ...config }));
   writeFileSync(join(dir, ADAPTER_WEIGHTS_FILE), tensors ? tensors(a) : (files[ADAPTER_WEIGHTS_FILE] as Uint8Array));
   return dir;
-}
-
-function refusal(f: () => unknown): string {
-  try {
-    f();
-  } catch (e) {
-    expect(e).toBeInstanceOf(NrtError);
-    return (e as Error).message;
-  }
-  throw new Error("not refused");
 }
 
 describe("adapter directories", () => {

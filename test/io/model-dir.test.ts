@@ -7,6 +7,7 @@ import { loadModelDir, markLatestCheckpoint, resolveModelDir, saveModelDir } fro
 import { readSafetensors, writeSafetensors } from "../../src/io/safetensors.js";
 import { llamaConfig, type ModelConfig } from "../../src/model/config.js";
 import { Model } from "../../src/model/model.js";
+import { refusal } from "../helpers/refusal.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "nrt-md-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -23,16 +24,6 @@ const configs: [string, ModelConfig][] = [
 
 function bits(a: Float32Array): Uint32Array {
   return new Uint32Array(a.buffer, a.byteOffset, a.length);
-}
-
-function refusal(f: () => unknown): string {
-  try {
-    f();
-  } catch (e) {
-    expect(e).toBeInstanceOf(NrtError);
-    return (e as Error).message;
-  }
-  return expect.fail("expected an NrtError");
 }
 
 /** A saved model directory whose weights the test then rewrites with `edit`. */

@@ -14,36 +14,21 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } fro
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, test } from "vitest";
-import { resolveFields } from "../../src/config/schema.js";
-import { type TrainConfig, trainFields } from "../../src/config/train-config.js";
 import { loadModel } from "../../src/io/load.js";
 import { loadModelDir } from "../../src/io/model-dir.js";
 import { readSafetensors } from "../../src/io/safetensors.js";
 import { gradBatch, parseGradBatch } from "../../src/train/grad.js";
-import { isTimingKey, train, trainAsync } from "../../src/train/trainer.js";
+import { train, trainAsync } from "../../src/train/trainer.js";
 import { FAMILY_FIXTURES, writeFamilyDir } from "../helpers/family-models.js";
-import { QA_LINES, setup, TINY } from "../helpers/tiny-run.js";
+import { QA_LINES, runMetrics, setup, tinyConfig, withoutTiming } from "../helpers/tiny-run.js";
 
 const NRT = join(import.meta.dirname, "../../bin/nrt.js");
-
-function config(over: Record<string, unknown>): TrainConfig {
-  return resolveFields(trainFields, undefined, { ...TINY, ...over }, "test") as TrainConfig;
-}
-
-function metrics(out: string): Record<string, number>[] {
-  return readFileSync(join(out, "metrics.jsonl"), "utf8")
-    .split("\n")
-    .filter((l) => l.trim())
-    .map((l) => JSON.parse(l));
-}
-const withoutTiming = (m: Record<string, number>) =>
-  Object.fromEntries(Object.entries(m).filter(([k]) => !isTimingKey(k)));
 
 describe("nrt train --lora-rank", () => {
   const s = setup("nrt-lora-");
   const base = loadModelDir(s.model).model;
   const out = join(s.dir, "run");
-  train(config({ model: s.model, data: s.data, out, steps: 6, checkpointEvery: 3, loraRank: 4, loraAlpha: 16 }));
+  train(tinyConfig({ model: s.model, data: s.data, out, steps: 6, checkpointEvery: 3, loraRank: 4, loraAlpha: 16 }));
 
   test("final/ and every checkpoint hold a PEFT adapter (config keys, tensor names and shapes), not a model", () => {
     for (const dir of [join(out, "final"), join(out, "checkpoints", "step-000003")]) {
@@ -95,17 +80,17 @@ describe("nrt train --lora-rank", () => {
     const b = join(s.dir, "run-b");
     const c = join(s.dir, "run-c");
     const lora = { loraRank: 4, loraAlpha: 16 };
-    train(config({ model: s.model, data: s.data, out: b, steps: 6, checkpointEvery: 3, ...lora }));
-    expect(metrics(b).map(withoutTiming)).toEqual(metrics(out).map(withoutTiming));
+    train(tinyConfig({ model: s.model, data: s.data, out: b, steps: 6, checkpointEvery: 3, ...lora }));
+    expect(runMetrics(b).map(withoutTiming)).toEqual(runMetrics(out).map(withoutTiming));
     expect(() =>
-      train(config({ model: s.model, data: s.data, out: c, steps: 6, checkpointEvery: 3, ...lora }), {
+      train(tinyConfig({ model: s.model, data: s.data, out: c, steps: 6, checkpointEvery: 3, ...lora }), {
         onStep: (_m, step) => {
           if (step === 5) throw new Error("simulated crash");
         },
       }),
     ).toThrow("simulated crash");
-    train(config({ model: s.model, data: s.data, out: c, steps: 6, checkpointEvery: 3, ...lora }), {}, true);
-    expect(metrics(c).map(withoutTiming)).toEqual(metrics(out).map(withoutTiming));
+    train(tinyConfig({ model: s.model, data: s.data, out: c, steps: 6, checkpointEvery: 3, ...lora }), {}, true);
+    expect(runMetrics(c).map(withoutTiming)).toEqual(runMetrics(out).map(withoutTiming));
     const fa = readSafetensors(join(out, "final", "adapter_model.safetensors")).tensors;
     const fc = readSafetensors(join(c, "final", "adapter_model.safetensors")).tensors;
     for (const [name, t] of fa) expect(Array.from(fc.get(name)!.data)).toEqual(Array.from(t.data));
@@ -190,7 +175,7 @@ describe("nrt train --lora-rank", () => {
   test("a bad --lora-targets and a non-native engine are refused in one line", async () => {
     expect(() =>
       train(
-        config({
+        tinyConfig({
           model: s.model,
           data: s.data,
           out: join(s.dir, "x"),
@@ -202,7 +187,7 @@ describe("nrt train --lora-rank", () => {
     ).toThrow(/--lora-targets: unknown projection "wq"/);
     await expect(
       trainAsync(
-        config({ model: s.model, data: s.data, out: join(s.dir, "y"), steps: 1, loraRank: 2, engine: "tinker" }),
+        tinyConfig({ model: s.model, data: s.data, out: join(s.dir, "y"), steps: 1, loraRank: 2, engine: "tinker" }),
       ),
     ).rejects.toThrow(/--lora-rank: LoRA trains in process/);
     expect(existsSync(join(s.dir, "x"))).toBe(false);
@@ -217,7 +202,7 @@ describe("a LoRA run on a base without ⟨answer_start⟩ (the Llama-3 family fi
   const data = join(dir, "qa.jsonl");
   writeFileSync(data, `${QA_LINES.join("\n")}\n`);
   const cfg = (out: string) =>
-    config({ model, data, out, steps: 4, checkpointEvery: 2, loraRank: 2, loraTargets: "q_proj,down_proj" });
+    tinyConfig({ model, data, out, steps: 4, checkpointEvery: 2, loraRank: 2, loraTargets: "q_proj,down_proj" });
 
   test("final/ loads as the model it was trained on; a resumed run is the same run; merge matches", () => {
     const a = join(dir, "a");
@@ -231,7 +216,7 @@ describe("a LoRA run on a base without ⟨answer_start⟩ (the Llama-3 family fi
       }),
     ).toThrow("simulated crash");
     train(cfg(b), {}, true);
-    expect(metrics(b).map(withoutTiming)).toEqual(metrics(a).map(withoutTiming));
+    expect(runMetrics(b).map(withoutTiming)).toEqual(runMetrics(a).map(withoutTiming));
     const adapted = loadModel(join(a, "final")).model;
     expect(adapted.config.vocabSize).toBe(llama.over.vocabSize! + 1);
     expect(adapted.config.answerStartTokenId).toBe(llama.over.vocabSize);

@@ -1,27 +1,13 @@
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, test } from "vitest";
 import { resolveFields } from "../../src/config/schema.js";
 import { type TrainConfig, trainFields } from "../../src/config/train-config.js";
 import { shippedBase } from "../../src/demo/paths.js";
-import { isTimingKey, train } from "../../src/train/trainer.js";
+import { train } from "../../src/train/trainer.js";
 import { generate, toJsonl } from "../../src/world/chain.js";
-import { setup, TINY } from "../helpers/tiny-run.js";
-
-function config(over: Record<string, unknown>): TrainConfig {
-  return resolveFields(trainFields, undefined, { ...TINY, ...over }, "test") as TrainConfig;
-}
-
-function metrics(out: string): Record<string, number>[] {
-  return readFileSync(join(out, "metrics.jsonl"), "utf8")
-    .split("\n")
-    .filter((l) => l.trim())
-    .map((l) => JSON.parse(l));
-}
-
-const withoutTiming = (m: Record<string, number>) =>
-  Object.fromEntries(Object.entries(m).filter(([k]) => !isTimingKey(k)));
+import { runMetrics, setup, tinyConfig, withoutTiming } from "../helpers/tiny-run.js";
 
 describe("nrt train", () => {
   const s = setup();
@@ -34,8 +20,8 @@ describe("nrt train", () => {
     ["nrt-ws", "answer/c_mean"],
   ])("a %s run raises %s", (method, key) => {
     const out = join(s.dir, `rise-${method}`);
-    train(config({ model: s.model, data: s.data, out, steps: 40, method }));
-    const m = metrics(out);
+    train(tinyConfig({ model: s.model, data: s.data, out, steps: 40, method }));
+    const m = runMetrics(out);
     expect(m).toHaveLength(40);
     const avg = (xs: Record<string, number>[]) => xs.reduce((a, x) => a + x[key], 0) / xs.length;
     expect(avg(m.slice(-5))).toBeGreaterThan(avg(m.slice(0, 5)) * 1.5);
@@ -46,32 +32,32 @@ describe("nrt train", () => {
     const a = join(s.dir, "a");
     const b = join(s.dir, "b");
     const c = join(s.dir, "c");
-    train(config({ model: s.model, data: s.data, out: a, steps: 10, checkpointEvery: 4 }));
-    train(config({ model: s.model, data: s.data, out: b, steps: 10, checkpointEvery: 4 }));
-    expect(metrics(b).map(withoutTiming)).toEqual(metrics(a).map(withoutTiming));
+    train(tinyConfig({ model: s.model, data: s.data, out: a, steps: 10, checkpointEvery: 4 }));
+    train(tinyConfig({ model: s.model, data: s.data, out: b, steps: 10, checkpointEvery: 4 }));
+    expect(runMetrics(b).map(withoutTiming)).toEqual(runMetrics(a).map(withoutTiming));
     // crash during step 7's bookkeeping: metrics hold 7 steps, the last checkpoint is step 4
     expect(() =>
-      train(config({ model: s.model, data: s.data, out: c, steps: 10, checkpointEvery: 4 }), {
+      train(tinyConfig({ model: s.model, data: s.data, out: c, steps: 10, checkpointEvery: 4 }), {
         onStep: (_m, step) => {
           if (step === 7) throw new Error("simulated crash");
         },
       }),
     ).toThrow("simulated crash");
-    expect(metrics(c)).toHaveLength(7);
-    train(config({ model: s.model, data: s.data, out: c, steps: 10, checkpointEvery: 4 }), {}, true);
-    expect(metrics(c).map(withoutTiming)).toEqual(metrics(a).map(withoutTiming));
+    expect(runMetrics(c)).toHaveLength(7);
+    train(tinyConfig({ model: s.model, data: s.data, out: c, steps: 10, checkpointEvery: 4 }), {}, true);
+    expect(runMetrics(c).map(withoutTiming)).toEqual(runMetrics(a).map(withoutTiming));
   });
 
   test("sft and every preset run; a different seed gives different metrics", () => {
     for (const method of ["sft", "rlpr", "verifree", "jlb", "nrt-gm"]) {
       const out = join(s.dir, `m-${method}`);
-      train(config({ model: s.model, data: s.data, out, steps: 2, method }));
-      expect(metrics(out)).toHaveLength(2);
+      train(tinyConfig({ model: s.model, data: s.data, out, steps: 2, method }));
+      expect(runMetrics(out)).toHaveLength(2);
     }
     const d = join(s.dir, "d");
-    train(config({ model: s.model, data: s.data, out: d, steps: 3, seed: 5 }));
-    const a = metrics(join(s.dir, "a")).slice(0, 3).map(withoutTiming);
-    expect(metrics(d).map(withoutTiming)).not.toEqual(a);
+    train(tinyConfig({ model: s.model, data: s.data, out: d, steps: 3, seed: 5 }));
+    const a = runMetrics(join(s.dir, "a")).slice(0, 3).map(withoutTiming);
+    expect(runMetrics(d).map(withoutTiming)).not.toEqual(a);
   });
 });
 
@@ -91,7 +77,7 @@ describe("nrt train on the shipped chain2 base", () => {
         "test",
       ) as TrainConfig,
     );
-    const m = metrics(out);
+    const m = runMetrics(out);
     const avg = (xs: Record<string, number>[], k: string) => xs.reduce((a, x) => a + x[k], 0) / xs.length;
     const [first, last] = [m.slice(0, 8), m.slice(-8)];
     expect(avg(last, "reward/mean")).toBeGreaterThan(1.3 * avg(first, "reward/mean"));
