@@ -7,7 +7,6 @@ import { fileURLToPath } from "node:url";
 import { expect } from "vitest";
 import { resolveFields } from "../../src/config/schema.js";
 import { type TrainConfig, trainFields } from "../../src/config/train-config.js";
-import { isTimingKey } from "../../src/train/trainer.js";
 
 export const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 export const BIN = join(ROOT, "bin", "nrt.js");
@@ -71,16 +70,8 @@ export function nrtSpawn(args: string[]): { pid: number; kill: (s: NodeJS.Signal
   return { pid: child.pid!, kill: (s) => child.kill(s), done };
 }
 
-/** The lines of RUN/metrics.jsonl, parsed. */
-export function metrics(out: string): Record<string, number>[] {
-  return readFileSync(join(out, "metrics.jsonl"), "utf8")
-    .split("\n")
-    .filter((l) => l.trim())
-    .map((l) => JSON.parse(l));
-}
-
-export const withoutTiming = (m: Record<string, number>): Record<string, number> =>
-  Object.fromEntries(Object.entries(m).filter(([k]) => !isTimingKey(k)));
+/** The lines of RUN/metrics.jsonl, parsed; a step without its timing fields. */
+export { runMetrics as metrics, withoutTiming } from "../helpers/tiny-run.js";
 
 /** Every file under `dir` with the sha256 of its bytes and its mtime: equal snapshots mean nothing was changed. */
 export function snapshot(dir: string): Record<string, string> {
