@@ -2,13 +2,115 @@
 // Backward ACCUMULATES into dinp and dweight.
 #include <cblas.h>
 
+#include <vector>
+
 #include "kernels.h"
+#include "vecmath.h"
 
 namespace nrt {
 
-void matmul_forward(float* out, const float* inp, const float* weight, int N, int IN, int OUT, bool accumulate) {
+#ifdef NRT_AVX2
+// ---- few rows (a sampling step: one row per stream), out = inp @ weight^T without packing the weight
+// OpenBLAS packs the whole weight for every call, and with few rows that copy costs more than the product (a
+// 16-row step of a 135M model copied all 540 MB of weights, then read them again). Here the rows of inp are the
+// vector lanes instead: inp is transposed into xT (IN, NV lanes, zero-padded), and every weight element is
+// broadcast once and multiplied into all rows at once, acc[o] += w[o][k] * xT[k], the weight read once, in order,
+// straight from its (OUT, IN) layout. Each out[n][o] is one FMA chain over k in order, so it does not depend on
+// the other rows, the blocking or the thread count.
+#ifdef __AVX512F__
+struct Lanes {
+  using V = __m512;
+  static constexpr int W = 16;
+  static V zero() { return _mm512_setzero_ps(); }
+  static V load(const float* p) { return _mm512_loadu_ps(p); }
+  static V bcast(const float* p) { return _mm512_set1_ps(*p); }
+  static V fma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
+  static void store(float* p, V v) { _mm512_storeu_ps(p, v); }
+};
+#else
+struct Lanes {
+  using V = __m256;
+  static constexpr int W = 8;
+  static V zero() { return _mm256_setzero_ps(); }
+  static V load(const float* p) { return _mm256_loadu_ps(p); }
+  static V bcast(const float* p) { return _mm256_broadcast_ss(p); }
+  static V fma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
+  static void store(float* p, V v) { _mm256_storeu_ps(p, v); }
+};
+#endif
+constexpr int LW = Lanes::W;
+
+// OB weight rows (out columns o..o+OB) against all N <= NV * LW rows; the weight lines 4 ahead are prefetched
+// (measured: 8 rows of 16 lanes read the weight from memory at ~75 GFLOP/s on one Zen 4 core, against ~40 for
+// OpenBLAS and ~40 for 16+ rows or no prefetch)
+template <int NV, int OB>
+static void rows_block(float* out, const float* xT, const float* w, int N, int IN, int OUT, bool accumulate) {
+  using L = Lanes;
+  typename L::V a[OB][NV];
+  for (int o = 0; o < OB; o++)
+    for (int v = 0; v < NV; v++) a[o][v] = L::zero();
+  for (int k = 0; k < IN; k++) {
+    if (k % 16 == 0)  // (past a row's end: the next row's start; a prefetch past the buffer does not fault)
+      for (int o = 0; o < OB; o++) _mm_prefetch((const char*)(w + (long)o * IN + k + 64), _MM_HINT_T0);
+    typename L::V x[NV];
+    for (int v = 0; v < NV; v++) x[v] = L::load(xT + ((long)k * NV + v) * LW);
+    for (int o = 0; o < OB; o++) {
+      const typename L::V wb = L::bcast(w + (long)o * IN + k);
+      for (int v = 0; v < NV; v++) a[o][v] = L::fma(wb, x[v], a[o][v]);
+    }
+  }
+  float t[OB][NV * LW];
+  for (int o = 0; o < OB; o++)
+    for (int v = 0; v < NV; v++) L::store(t[o] + v * LW, a[o][v]);
+  for (int n = 0; n < N; n++) {
+    float* __restrict y = out + (long)n * OUT;
+    if (accumulate)
+      for (int o = 0; o < OB; o++) y[o] += t[o][n];
+    else
+      for (int o = 0; o < OB; o++) y[o] = t[o][n];
+  }
+}
+
+// 8 accumulators: OB = 8 / NV weight rows at a time (measured on the 135M step: more accumulators, or a longer
+// prefetch distance, are slower)
+template <int NV>
+static void rows_all(float* out, const float* xT, const float* w, int N, int IN, int OUT, bool accumulate) {
+  constexpr int OB = 8 / NV;
+  const int nb = OUT / OB;
+#pragma omp parallel for schedule(static)
+  for (int b = 0; b < nb; b++) rows_block<NV, OB>(out + (long)b * OB, xT, w + (long)b * OB * IN, N, IN, OUT, accumulate);
+  for (int o = nb * OB; o < OUT; o++) rows_block<NV, 1>(out + o, xT, w + (long)o * IN, N, IN, OUT, accumulate);
+}
+
+#endif
+
+static void matmul_forward_blas(float* out, const float* inp, const float* weight, int N, int IN, int OUT,
+                                bool accumulate) {
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OUT, IN, 1.0f, inp, IN, weight, IN, accumulate ? 1.0f : 0.0f,
               out, OUT);
+}
+
+void matmul_forward_rows(float* out, const float* inp, const float* weight, int N, int IN, int OUT,
+                         bool accumulate) {
+#ifndef NRT_AVX2
+  return matmul_forward_blas(out, inp, weight, N, IN, OUT, accumulate);
+#else
+  if (N > MATMUL_ROWS_MAX || N < 1) return matmul_forward_blas(out, inp, weight, N, IN, OUT, accumulate);
+  const int NV = (N + LW - 1) / LW;
+  static thread_local std::vector<float> xT;
+  xT.assign((size_t)IN * NV * LW, 0.0f);
+  for (int n = 0; n < N; n++)
+    for (int k = 0; k < IN; k++) xT[(size_t)k * NV * LW + n] = inp[(long)n * IN + k];
+  switch (NV) {
+    case 1: return rows_all<1>(out, xT.data(), weight, N, IN, OUT, accumulate);
+    default: return rows_all<2>(out, xT.data(), weight, N, IN, OUT, accumulate);
+  }
+#endif
+}
+
+void matmul_forward(float* out, const float* inp, const float* weight, int N, int IN, int OUT, bool accumulate) {
+  if (N <= MATMUL_ROWS_MAX) return matmul_forward_rows(out, inp, weight, N, IN, OUT, accumulate);
+  matmul_forward_blas(out, inp, weight, N, IN, OUT, accumulate);
 }
 
 // in the forward pass this was: out[n,o] = sum_i inp[n,i] * weight[o,i]
