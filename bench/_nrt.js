@@ -1,21 +1,28 @@
 // The nrt workloads of the benchmark, over the built library (dist/) and addon; run in nrt_worker.js.
+import { loadModelDir } from "../dist/io/model-dir.js";
 import { llamaConfig } from "../dist/model/config.js";
 import { Model } from "../dist/model/model.js";
 import { native } from "../dist/model/native.js";
 
-/** nrt's ModelConfig for run.js's reference description (untied Llama, as many kv heads as heads). */
+/** nrt's ModelConfig for one of run.js's model descriptions (Llama; untied and as many kv heads as heads unless
+ * `tied` and `numKvHeads` say otherwise). */
 export function modelConfig(ref) {
   return llamaConfig({
     vocabSize: ref.vocabSize,
     hiddenSize: ref.hiddenSize,
     numLayers: ref.numLayers,
     numHeads: ref.numHeads,
-    numKvHeads: ref.numHeads,
+    numKvHeads: ref.numKvHeads ?? ref.numHeads,
+    tied: ref.tied ?? false,
     intermediateSize: ref.intermediateSize,
     rmsNormEps: ref.rmsNormEps,
     ropeTheta: ref.ropeTheta,
+    ...(ref.maxPositionEmbeddings ? { maxPositionEmbeddings: ref.maxPositionEmbeddings } : {}),
   });
 }
+
+/** The weights a sampling benchmark runs: Model.init(config, seed 2) (std 0.02), or a model directory's. */
+export const SAMPLE_SEED = 2;
 
 export const ADAMW = { lr: 1e-3, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.01, clip: 1 };
 
@@ -63,10 +70,14 @@ export class NrtBench {
     return out;
   }
 
-  /** tokens/s of `reps` runs of generate(): `streams` prompts of `promptLen` tokens, `maxNew` new tokens each */
-  sample(reps) {
+  /**
+   * tokens/s of `reps` runs of generate(): `streams` prompts of `promptLen` tokens, `maxNew` new tokens each
+   * (temperature `ref.temperature`, no top-k / top-p, the whole vocabulary). The weights are Model.init's, or
+   * those of the model directory `modelDir` (bench/write-model.js wrote it with the same ones).
+   */
+  sample(reps, { modelDir, maxNew = this.ref.maxNew } = {}) {
     const { ref } = this;
-    this.sampler ??= Model.init(modelConfig(ref), 2);
+    this.sampler ??= modelDir ? loadModelDir(modelDir).model : Model.init(modelConfig(ref), SAMPLE_SEED);
     const B = ref.streams;
     const P = ref.promptLen;
     const prompts = new Int32Array(B * P).map((_, t) => (Math.floor(t / P) * 31 + (t % P) * 7) % ref.vocabSize);
@@ -75,12 +86,12 @@ export class NrtBench {
     for (let r = 0; r < reps; r++) {
       const t0 = performance.now();
       this.sampler.runner.generate(prompts, lens, {
-        maxNew: ref.maxNew,
+        maxNew,
         temperature: ref.temperature,
         seed: r,
         stop: [],
       });
-      out.push((B * ref.maxNew) / ((performance.now() - t0) / 1e3));
+      out.push((B * maxNew) / ((performance.now() - t0) / 1e3));
     }
     return out;
   }

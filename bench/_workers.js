@@ -1,6 +1,7 @@
 // Benchmark workers: one long-lived process per (side, thread setting), each answering one JSON command a line
-// (bench/nrt_worker.js for nrt, bench/peer_torch.py for PyTorch; the same ops: info, sgemm, train, sample), so
-// that run.js can interleave their repetitions. Environment variables are per process, hence one process each.
+// (bench/nrt_worker.js for nrt, bench/peer_torch.py for PyTorch, bench/peer_llamacpp.js for llama.cpp; the same
+// ops: info, sgemm, train, sample, reset, as far as each side has them), so that run.js can interleave their
+// repetitions. Environment variables are per process, hence one process each.
 import { spawn, spawnSync } from "node:child_process";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
@@ -21,11 +22,14 @@ export const SETTINGS = {
     { threads: 2, blas: 2, passive: true },
     { threads: 1, blas: 1 },
   ],
+  // llama.cpp (node-llama-cpp, CPU): its own thread pool, the thread count set explicitly
+  llamacpp: [{ threads: 1 }, { threads: 2 }],
 };
 
 export function label(side, s) {
   const wait = s.passive ? ", OMP_WAIT_POLICY=passive" : "";
   if (side === "nrt") return `nrt setThreads(${s.threads})${wait}`;
+  if (side === "llamacpp") return `llama.cpp threads ${s.threads}`;
   return `torch.set_num_threads(${s.threads}), OPENBLAS_NUM_THREADS=${s.blas}${wait}`;
 }
 
@@ -34,21 +38,29 @@ function command(side, s) {
   if (s.passive) env.OMP_WAIT_POLICY = "passive";
   else delete env.OMP_WAIT_POLICY;
   if (side === "nrt")
-    return { cmd: process.execPath, args: [here("./nrt_worker.js"), "--threads", `${s.threads}`], env };
+    return { cmd: process.execPath, args: ["--expose-gc", here("./nrt_worker.js"), "--threads", `${s.threads}`], env };
+  if (side === "llamacpp")
+    return { cmd: process.execPath, args: [here("./peer_llamacpp.js"), "--threads", `${s.threads}`], env };
   env.OPENBLAS_NUM_THREADS = String(s.blas);
   return { cmd: PYTHON, args: [here("./peer_torch.py"), "--threads", `${s.threads}`], env };
 }
 
-/** A worker's side of the line protocol: one JSON command a line on stdin, one JSON answer a line on stdout. */
+/**
+ * A worker's side of the line protocol: one JSON command a line on stdin, one JSON answer a line on stdout.
+ * `answer` may return a promise; commands are answered one at a time, in order.
+ */
 export function serveLines(answer) {
+  let done = Promise.resolve();
   createInterface({ input: process.stdin }).on("line", (line) => {
-    let ans;
-    try {
-      ans = answer(JSON.parse(line));
-    } catch (e) {
-      ans = { error: String(e?.stack ?? e) };
-    }
-    process.stdout.write(`${JSON.stringify(ans)}\n`);
+    done = done.then(async () => {
+      let ans;
+      try {
+        ans = await answer(JSON.parse(line));
+      } catch (e) {
+        ans = { error: String(e?.stack ?? e) };
+      }
+      process.stdout.write(`${JSON.stringify(ans)}\n`);
+    });
   });
 }
 

@@ -1,13 +1,20 @@
 // Per-kernel timings of the vectorised attention against its naive oracle, with the largest difference between
 // the two (relative to the largest value), plus SwiGLU and cross-entropy, on the reference step's shapes
-// (B=16, T=64, NH=4, HS=32, F=384, V=512). Plain C++ over native/src/kernels, no Node:
-//   g++ -std=c++17 -O3 -march=native -fopenmp -fno-math-errno -Inative/src bench/kernels.cc
-//       native/src/kernels/{attention,swiglu,xent}.cc -o /tmp/nrt-kernels && OMP_NUM_THREADS=1 /tmp/nrt-kernels
-// (one command line)
-// Exits 1 if the fast and naive attention differ by more than 1e-5 of the scale.
+// (B=16, T=64, NH=4, HS=32, F=384, V=512); then the few-row products (matmul_forward_rows) against their oracle,
+// and one SmolLM2-135M sampling step's products, that kernel against OpenBLAS. Plain C++ over native/src/kernels,
+// no Node:
+//   g++ -std=c++17 -O3 -march=native -fopenmp -fno-math-errno -Inative/src
+//       -I/usr/include/x86_64-linux-gnu/openblas-openmp bench/kernels.cc
+//       native/src/kernels/{attention,swiglu,xent,matmul}.cc -o /tmp/nrt-kernels
+//       -L/usr/lib/x86_64-linux-gnu/openblas-openmp -Wl,-rpath,/usr/lib/x86_64-linux-gnu/openblas-openmp -lopenblas
+//   && OMP_NUM_THREADS=1 /tmp/nrt-kernels
+// (one command line; the OpenBLAS paths are Debian's, as in native/binding.gyp)
+// Exits 1 if a fast kernel and its naive oracle differ by more than 1e-5 of the scale.
+#include <cblas.h>
 #include <omp.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -17,6 +24,10 @@
 #include "kernels/kernels.h"
 
 using namespace nrt;
+
+static void matmul_forward_blas_only(float* out, const float* inp, const float* w, int N, int IN, int OUT, bool acc) {
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OUT, IN, 1.0f, inp, IN, w, IN, acc ? 1.0f : 0.0f, out, OUT);
+}
 
 static double now() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
@@ -106,6 +117,55 @@ int main() {
            lg2 = lg;
            xent_backward_inplace(lg2.data(), lse.data(), tg.data(), w.data(), N, V);
          }));
-  if (!ok) printf("FAILED: fast and naive attention differ by more than 1e-5 of the scale\n");
+
+  // few-row products (matmul_forward_rows, the sampler's N <= MATMUL_ROWS_MAX) against the naive oracle, odd sizes
+  for (const auto& sh : std::vector<std::array<int, 3>>{{1, 37, 13}, {5, 64, 9}, {16, 576, 963}, {17, 100, 40},
+                                                         {32, 1536, 577}, {3, 8, 1}}) {
+    const int n = sh[0], in = sh[1], out = sh[2];
+    std::vector<float> x((size_t)n * in), wt((size_t)out * in), y1((size_t)n * out), y2;
+    for (auto& v : x) v = nd(rng);
+    for (auto& v : wt) v = nd(rng);
+    for (auto& v : y1) v = nd(rng);
+    y2 = y1;
+    const bool acc = n % 2 == 1;
+    matmul_forward_rows(y1.data(), x.data(), wt.data(), n, in, out, acc);
+    matmul_forward_naive(y2.data(), x.data(), wt.data(), n, in, out, acc);
+    const double e = rel_maxdiff(y1, y2);
+    ok = ok && e < 1e-5;
+    printf("matmul rows N=%d IN=%d OUT=%d%s  vs naive: %.1e\n", n, in, out, acc ? " (+=)" : "", e);
+  }
+  // one sampling step's products at the SmolLM2-135M shape (30 layers, C=576, QKV=960, F=1536, tied V=49152; the
+  // weights ~540 MB, read from memory as in the sampler), few-row kernel and OpenBLAS interleaved, best of 5
+  {
+    const int C = 576, QKV = 960, F = 1536, L = 30, V = 49152;
+    const long per = (long)QKV * C + (long)C * C + 2L * F * C + (long)C * F;
+    std::vector<float> P(per * L + (long)V * C);
+    for (auto& v : P) v = 0.02f * nd(rng);
+    printf("\nSmolLM2-135M sampling step, products only, %d thread(s), ms (rows kernel / OpenBLAS):\n",
+           omp_get_max_threads());
+    for (int n : {1, 4, 8, 16, 24, 32}) {
+      std::vector<float> x((size_t)n * F), y((size_t)n * V);
+      for (auto& v : x) v = nd(rng);
+      auto step = [&](bool rows) {
+        auto mm = rows ? matmul_forward_rows : matmul_forward_blas_only;
+        for (int l = 0; l < L; l++) {
+          const float* b = P.data() + per * l;
+          mm(y.data(), x.data(), b, n, C, QKV, false);
+          mm(y.data(), x.data(), b + (long)QKV * C, n, C, C, true);
+          mm(y.data(), x.data(), b + (long)QKV * C + (long)C * C, n, C, 2 * F, false);
+          mm(y.data(), x.data(), b + (long)QKV * C + (long)C * C + 2L * F * C, n, F, C, true);
+        }
+        mm(y.data(), x.data(), P.data() + per * L, n, C, V, false);
+      };
+      double tr = 1e30, tb = 1e30;
+      for (int r = 0; r < 5; r++) {
+        tr = std::min(tr, best_ms(1, [&] { step(true); }));
+        tb = std::min(tb, best_ms(1, [&] { step(false); }));
+      }
+      const double gf = 2.0 * n * (per * L + (double)V * C) / 1e6;
+      printf("  N=%2d  %7.2f / %7.2f   (%5.1f / %5.1f GFLOP/s)\n", n, tr, tb, gf / tr, gf / tb);
+    }
+  }
+  if (!ok) printf("FAILED: a fast kernel and its naive oracle differ by more than 1e-5 of the scale\n");
   return ok ? 0 : 1;
 }

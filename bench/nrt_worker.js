@@ -2,7 +2,9 @@
 //   {"op": "info", "config"}                  -> {"threads", "params"}
 //   {"op": "sgemm", "n", "reps"}             -> {"values": [GFLOP/s per call]}
 //   {"op": "train", "reps", "config"}        -> {"values": [ms per step]}
-//   {"op": "sample", "reps", "config"}       -> {"values": [tokens/s per run]}
+//   {"op": "sample", "reps", "config", "modelDir"?, "maxNew"?} -> {"values": [tokens/s per run]}
+//   {"op": "reset"}                          -> {} (drops the models, so that a larger one fits)
+// A worker keeps the models of the config it last saw (a new config replaces them).
 // and `node nrt_worker.js --threads T rss JSON` trains JSON.steps steps and prints {"maxrss_mb"}.
 import { Model } from "../dist/model/model.js";
 import { native } from "../dist/model/native.js";
@@ -22,8 +24,18 @@ if (mode === "rss") {
   process.stdout.write(`${JSON.stringify({ maxrss_mb: process.resourceUsage().maxRSS / 1024 })}\n`);
 } else {
   let bench;
+  let benchConfig;
+  const drop = () => {
+    bench = undefined;
+    benchConfig = undefined;
+    globalThis.gc?.(); // run with --expose-gc: the old model's buffers go before the new one's are allocated
+  };
   const answer = (cmd) => {
-    bench ??= cmd.config ? new NrtBench(cmd.config) : undefined;
+    if (cmd.config && cmd.op !== "info" && JSON.stringify(cmd.config) !== benchConfig) {
+      drop();
+      bench = new NrtBench(cmd.config);
+      benchConfig = JSON.stringify(cmd.config);
+    }
     switch (cmd.op) {
       case "info":
         return { threads: native().getThreads(), params: new Model(modelConfig(cmd.config)).numParams };
@@ -32,7 +44,10 @@ if (mode === "rss") {
       case "train":
         return { values: bench.train(cmd.reps) };
       case "sample":
-        return { values: bench.sample(cmd.reps) };
+        return { values: bench.sample(cmd.reps, cmd) };
+      case "reset":
+        drop();
+        return {};
       default:
         return { error: `unknown op ${cmd.op}` };
     }

@@ -2,8 +2,10 @@
 """PyTorch peer for `npm run bench` (bench/run.js): the same workloads as nrt's, written the way a PyTorch user
 would write them (nn.Module Llama, torch.optim.AdamW, a batched KV-cache sampler), sharing no code with nrt.
 
-The model is Hugging Face Llama: RMSNorm, half-split rotate_half RoPE, causal attention, SwiGLU MLP, no biases,
-untied lm_head. Its parameter count equals nrt's for the same config (checked by run.js).
+The model is Hugging Face Llama: RMSNorm, half-split rotate_half RoPE, causal grouped-query attention (numKvHeads,
+default numHeads; keys and values repeated per query head as transformers' repeat_kv does), SwiGLU MLP, no biases,
+lm_head untied or tied to embed_tokens (config "tied"). Its parameter count equals nrt's for the same config (checked
+by run.js).
 
 Two modes (after --threads T):
     peer_torch.py serve     one JSON command a line on stdin, one JSON answer a line on stdout, so that run.js can
@@ -11,13 +13,17 @@ Two modes (after --threads T):
         {"op": "info"}                                   -> {"threads", "blas_threads", "params", "torch"}
         {"op": "sgemm", "n": 1024, "reps": 3}            -> {"values": [GFLOP/s per call]}
         {"op": "train", "reps": 3, "config": {...}}      -> {"values": [ms per step]}
-        {"op": "sample", "reps": 1, "config": {...}}     -> {"values": [tokens/s per run]}
+        {"op": "sample", "reps": 1, "config": {...}}     -> {"values": [tokens/s per run]} ("maxNew" may
+                                                            override the config's, for a short warm-up)
+        {"op": "reset"}                                  -> {} (drops the models, so that a larger one fits)
+    A worker keeps one trainer and one sampler, for the config it last saw.
     peer_torch.py rss JSON  runs the training loop of JSON ({"config", "steps"}) and prints {"maxrss_mb"}.
 
 Threads: torch.set_num_threads(--threads); OpenBLAS (Debian's pthread build behind libblas.so.3) takes
 OPENBLAS_NUM_THREADS from the environment, which run.js sets per worker (bench/_workers.js).
 """
 
+import gc
 import json
 import math
 import os
@@ -57,29 +63,34 @@ class Block(nn.Module):
         super().__init__()
         C, F = c["hiddenSize"], c["intermediateSize"]
         self.nh, self.hs = c["numHeads"], C // c["numHeads"]
+        self.nkv = c.get("numKvHeads", self.nh)
         self.input_layernorm = RMSNorm(C, c["rmsNormEps"])
         self.q_proj = nn.Linear(C, C, bias=False)
-        self.k_proj = nn.Linear(C, C, bias=False)
-        self.v_proj = nn.Linear(C, C, bias=False)
+        self.k_proj = nn.Linear(C, self.nkv * self.hs, bias=False)
+        self.v_proj = nn.Linear(C, self.nkv * self.hs, bias=False)
         self.o_proj = nn.Linear(C, C, bias=False)
         self.post_attention_layernorm = RMSNorm(C, c["rmsNormEps"])
         self.gate_proj = nn.Linear(C, F, bias=False)
         self.up_proj = nn.Linear(C, F, bias=False)
         self.down_proj = nn.Linear(F, C, bias=False)
 
-    def heads(self, t):  # (B, T, C) -> (B, NH, T, HS)
+    def heads(self, t, n):  # (B, T, n * HS) -> (B, n, T, HS)
         B, T, _ = t.shape
-        return t.view(B, T, self.nh, self.hs).transpose(1, 2)
+        return t.view(B, T, n, self.hs).transpose(1, 2)
 
     def attend(self, x, cos, sin, mask, cache=None, pos=0):
         B, T, C = x.shape
-        q, k, v = self.heads(self.q_proj(x)), self.heads(self.k_proj(x)), self.heads(self.v_proj(x))
+        q = self.heads(self.q_proj(x), self.nh)
+        k, v = self.heads(self.k_proj(x), self.nkv), self.heads(self.v_proj(x), self.nkv)
         q = q * cos + rotate_half(q) * sin
         k = k * cos + rotate_half(k) * sin
-        if cache is not None:  # (B, NH, Tmax, HS) key and value caches, filled up to pos + T
+        if cache is not None:  # (B, NKV, Tmax, HS) key and value caches, filled up to pos + T
             cache[0][:, :, pos : pos + T] = k
             cache[1][:, :, pos : pos + T] = v
             k, v = cache[0][:, :, : pos + T], cache[1][:, :, : pos + T]
+        if self.nkv != self.nh:  # repeat_kv
+            k = k.repeat_interleave(self.nh // self.nkv, dim=1)
+            v = v.repeat_interleave(self.nh // self.nkv, dim=1)
         att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(self.hs))
         if mask is not None:
             att = att + mask
@@ -100,6 +111,8 @@ class Llama(nn.Module):
         self.layers = nn.ModuleList([Block(c) for _ in range(c["numLayers"])])
         self.norm = RMSNorm(c["hiddenSize"], c["rmsNormEps"])
         self.lm_head = nn.Linear(c["hiddenSize"], c["vocabSize"], bias=False)
+        if c.get("tied"):
+            self.lm_head.weight = self.embed_tokens.weight
         for p in self.parameters():
             if p.dim() == 2:
                 nn.init.normal_(p, std=0.02)
@@ -142,13 +155,13 @@ class Trainer:
 
 
 @torch.no_grad()
-def sample(model, c, seed):
-    """Batched sampling with a KV cache: prompts (B, P), then maxNew tokens per stream at temperature 1."""
+def sample(model, c, seed, M):
+    """Batched sampling with a KV cache: prompts (B, P), then M new tokens per stream at c's temperature."""
     g = torch.Generator().manual_seed(seed)
-    B, P, M = c["streams"], c["promptLen"], c["maxNew"]
-    hs = c["hiddenSize"] // c["numHeads"]
+    B, P = c["streams"], c["promptLen"]
+    hs, nkv = c["hiddenSize"] // c["numHeads"], c.get("numKvHeads", c["numHeads"])
     caches = [
-        (torch.zeros(B, c["numHeads"], P + M, hs), torch.zeros(B, c["numHeads"], P + M, hs))
+        (torch.zeros(B, nkv, P + M, hs), torch.zeros(B, nkv, P + M, hs))
         for _ in range(c["numLayers"])
     ]
     prompts = torch.tensor([(b * 31 + i * 7) % c["vocabSize"] for b in range(B) for i in range(P)]).view(B, P)
@@ -174,7 +187,7 @@ def sgemm(n, reps):
 
 
 def serve():
-    trainer, sampler = None, None
+    trainer, sampler = None, None  # (config, model) of the last config seen
     for line in sys.stdin:
         cmd = json.loads(line)
         op = cmd["op"]
@@ -190,24 +203,35 @@ def serve():
         elif op == "sgemm":
             ans = {"values": sgemm(cmd["n"], cmd["reps"])}
         elif op == "train":
-            trainer = trainer or Trainer(cmd["config"])
+            c = cmd["config"]
+            if trainer is None or trainer[0] != c:
+                trainer = None
+                gc.collect()
+                trainer = (c, Trainer(c))
             vals = []
             for _ in range(cmd["reps"]):
                 t0 = time.perf_counter()
-                trainer.step()
+                trainer[1].step()
                 vals.append((time.perf_counter() - t0) * 1e3)
             ans = {"values": vals}
         elif op == "sample":
             c = cmd["config"]
-            if sampler is None:
+            if sampler is None or sampler[0] != c:
+                sampler = None
+                gc.collect()
                 torch.manual_seed(2)
-                sampler = Llama(c).eval()
+                sampler = (c, Llama(c).eval())
             vals = []
+            M = cmd.get("maxNew", c["maxNew"])
             for r in range(cmd["reps"]):
                 t0 = time.perf_counter()
-                sample(sampler, c, r)
-                vals.append(c["streams"] * c["maxNew"] / (time.perf_counter() - t0))
+                sample(sampler[1], c, r, M)
+                vals.append(c["streams"] * M / (time.perf_counter() - t0))
             ans = {"values": vals}
+        elif op == "reset":
+            trainer, sampler = None, None
+            gc.collect()
+            ans = {}
         else:
             ans = {"error": f"unknown op {op}"}
         sys.stdout.write(json.dumps(ans) + "\n")

@@ -4,6 +4,9 @@
 // Both sides run in the same run, interleaved: each round runs a chunk of repetitions of every thread setting of
 // nrt and of PyTorch, alternating sides (and reversing the order every other round), after one warm-up chunk each.
 // A setting's value is the median of all its repetitions; each side is reported at its fastest setting.
+// The *_135m lines do the same at the SmolLM2-135M shape (M135 below, random weights); sample_135m and
+// sample_135m_llamacpp are one interleaved measurement of three sides (nrt, PyTorch, llama.cpp through
+// node-llama-cpp on the GGUF that nrt's exporter wrote from the weights nrt samples), reported as two lines.
 // Then the lines that compare nrt with itself (SPEC §8), from their own scripts: soak.js (soak_rss_growth, issue 9)
 // and engine-http.js (engine_http_overhead, issue 10); and nrt-step.js (nrt_step, issue 6: one full NRT step against
 // a PyTorch one, bench/peer_nrt_step.py, with its phase split on stderr); --only selects among all names.
@@ -11,8 +14,9 @@
 //   {"name", "nrt", "peer", "unit", "ratio"} with ratio = nrt / peer.
 // Needs dist/ (npx tsc -p tsconfig.json), the addon (native/build) and /usr/bin/python3 with torch.
 import { spawnSync } from "node:child_process";
-import { existsSync } from "node:fs";
-import { cpus, loadavg } from "node:os";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { cpus, loadavg, tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { SETTINGS, trainPeakRss, Worker } from "./_workers.js";
 
@@ -34,6 +38,32 @@ const REF = {
 };
 const RSS_STEPS = 20;
 
+/**
+ * The SmolLM2-135M shape (HuggingFaceTB/SmolLM2-135M's config.json), random weights (std 0.02): 134,515,008
+ * parameters, ~540 MB in f32. Training on 2 × 256 tokens; sampling 16 streams of 8-token prompts, 128 new tokens.
+ */
+const M135 = {
+  vocabSize: 49152,
+  hiddenSize: 576,
+  numLayers: 30,
+  numHeads: 9,
+  numKvHeads: 3,
+  intermediateSize: 1536,
+  tied: true,
+  rmsNormEps: 1e-5,
+  ropeTheta: 100000,
+  maxPositionEmbeddings: 8192,
+  batch: 2,
+  seqLen: 256,
+  streams: 16,
+  promptLen: 8,
+  maxNew: 128,
+  temperature: 1.0,
+};
+// Resident memory of one 135M training worker (measured: nrt 2.9 GB, PyTorch 4.0 GB), so that train_step_135m
+// runs one worker per side and thread count (2 + 2), and waits for that much free memory first.
+const TRAIN_135M_GB = { nrt: 2.9, peer: 4.0 };
+
 const argv = process.argv.slice(2);
 const json = argv.includes("--json");
 const opt = (flag, def) => (argv.includes(flag) ? argv[argv.indexOf(flag) + 1] : def);
@@ -49,43 +79,73 @@ const median = (a) => {
   return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
 
-const workers = {
-  nrt: SETTINGS.nrt.map((s) => new Worker("nrt", s)),
-  peer: SETTINGS.peer.map((s) => new Worker("peer", s)),
+// The workers of each side, one per thread setting (_workers.js), started when a benchmark first needs them.
+const pool = {};
+const workersOf = (side) => {
+  pool[side] ??= SETTINGS[side].map((s) => new Worker(side, s));
+  return pool[side];
 };
+const allWorkers = () => Object.values(pool).flat();
 const values = async (w, cmd) => (await w.ask(cmd)).values;
 
-// name, unit, whether higher is better, the target on nrt/peer, and one chunk of repetitions on each side
+// A benchmark: one interleaved measurement giving one SPEC §8 line per peer side in `lines` ({name, side, target};
+// side "peer" is PyTorch, "llamacpp" llama.cpp); unit, whether higher is better, and run(w, files), one chunk of
+// repetitions on worker w (files: what setup() prepared). Optional: rounds (default --rounds), warm(w, files) (the
+// warm-up chunk; default run; null: no warm-up), prune (default PRUNE), settings(w) (which workers take part; default
+// all), setup() (once, before the first chunk), memoryGB (free memory to wait for first).
+const line = (name, target, side = "peer") => ({ name, side, target });
 const BENCHES = [1024, 2048]
   .map((n) => ({
-    name: `sgemm_${n}`,
+    lines: [line(`sgemm_${n}`, ">= 0.95")],
     unit: "GFLOP/s",
     higher: true,
-    target: ">= 0.95",
     run: (w) => values(w, { op: "sgemm", n, reps: n > 1024 ? 2 : 5 }),
   }))
   .concat([
     {
-      name: "train_step",
+      lines: [line("train_step", "<= 1.0")],
       unit: "ms",
       higher: false,
-      target: "<= 1.0",
       run: (w) => values(w, { op: "train", reps: 3, config: REF }),
     },
     {
-      name: "sample_batched",
+      lines: [line("sample_batched", ">= 2")],
       unit: "tokens/s",
       higher: true,
-      target: ">= 2",
       run: (w) => values(w, { op: "sample", reps: 1, config: REF }),
     },
     {
-      name: "train_peak_rss",
+      lines: [line("train_peak_rss", "<= 1.2")],
       unit: "MB",
       higher: false,
-      target: "<= 1.2",
       rounds: 1,
+      warm: null,
       run: async (w) => [trainPeakRss(w.side, w.setting, REF, RSS_STEPS)],
+    },
+    {
+      // one step a chunk (~1-5 s); one worker per side and thread count: 1 thread, and 2 with passive waiting
+      // (the better 2-thread setting on a shared machine), as four 135M trainers already take ~14 GB
+      lines: [line("train_step_135m", "<= 1.0")],
+      unit: "ms",
+      higher: false,
+      settings: (w) =>
+        w.side === "nrt"
+          ? w.setting.threads === 1 || w.setting.passive
+          : w.setting.blas === w.setting.threads && (w.setting.threads === 1 || w.setting.passive),
+      memoryGB: 2 * (TRAIN_135M_GB.nrt + TRAIN_135M_GB.peer) + 1,
+      run: (w) => values(w, { op: "train", reps: 1, config: M135 }),
+    },
+    {
+      // one run (16 × 128 tokens, 10-90 s) a chunk: 3 rounds after a short warm-up (16 tokens), and settings more
+      // than 15 % slower than their side's best dropped after the first round
+      lines: [line("sample_135m", ">= 2"), line("sample_135m_llamacpp", ">= 3", "llamacpp")],
+      unit: "tokens/s",
+      higher: true,
+      rounds: Math.min(rounds, 3),
+      prune: 1.15,
+      setup: () => gguf135m(),
+      warm: (w, f) => values(w, { op: "sample", reps: 1, config: M135, maxNew: 16, ...f }),
+      run: (w, f) => values(w, { op: "sample", reps: 1, config: M135, ...f }),
     },
   ]);
 
@@ -94,31 +154,89 @@ const BENCHES = [1024, 2048]
 // still listed.
 const PRUNE = 2;
 
-async function measure(b) {
-  const entries = (list) => list.map((w) => ({ side: w.side, label: w.label, run: () => b.run(w), values: [] }));
-  const mine = entries(workers.nrt);
-  const theirs = entries(workers.peer);
+/** Interleaved rounds of b over nrt's workers and those of `sides`; the best entry of each side. */
+async function measure(b, sides, files) {
+  const name = b.lines.map((l) => l.name).join(", ");
+  const entries = (side) =>
+    workersOf(side)
+      .filter((w) => !b.settings || b.settings(w))
+      .map((w) => ({
+        side,
+        label: w.label,
+        run: () => b.run(w, files),
+        warm: () => (b.warm ?? b.run)(w, files),
+        values: [],
+      }));
+  const lists = ["nrt", ...sides].map(entries);
   let order = [];
-  for (let i = 0; i < Math.max(mine.length, theirs.length); i++) order.push(...[mine[i], theirs[i]].filter(Boolean));
+  for (let i = 0; i < Math.max(...lists.map((l) => l.length)); i++)
+    order.push(...lists.map((l) => l[i]).filter(Boolean));
   const all = [...order];
   const better = (x, y) => (b.higher ? x.median > y.median : x.median < y.median);
   const best = (list) => list.reduce((a, e) => (better(e, a) ? e : a));
   const n = b.rounds ?? rounds;
-  if (!b.rounds) for (const e of order) await e.run(); // warm-up
+  const prune = b.prune ?? PRUNE;
+  if (b.warm !== null) for (const e of order) await e.warm();
   for (let r = 0; r < n; r++) {
     for (const e of r % 2 ? [...order].reverse() : order) e.values.push(...(await e.run()));
     for (const e of order) e.median = median(e.values);
-    if (r === 0) {
+    if (r === 0 && n > 1) {
       const keep = (e) => {
         const top = best(order.filter((x) => x.side === e.side));
-        return (b.higher ? top.median / e.median : e.median / top.median) <= PRUNE;
+        return (b.higher ? top.median / e.median : e.median / top.median) <= prune;
       };
-      for (const e of order.filter((x) => !keep(x))) log(`  ${b.name}: dropped ${e.label} (over ${PRUNE}x slower)`);
+      for (const e of order.filter((x) => !keep(x))) log(`  ${name}: dropped ${e.label} (over ${prune}x slower)`);
       order = order.filter(keep);
     }
-    log(`  ${b.name}: round ${r + 1}/${n}`);
+    log(`  ${name}: round ${r + 1}/${n}`);
   }
-  return { ...b, all, nrtBest: best(mine), peerBest: best(theirs) };
+  return { all, best: Object.fromEntries(["nrt", ...sides].map((side, i) => [side, best(lists[i])])) };
+}
+
+// ---- files for the llama.cpp line: a model directory (bench/write-model.js, nrt's writer) of the weights nrt
+// samples, and its f32 GGUF from `nrt export --format gguf`; in a temporary directory removed at the end
+let scratch;
+let ggufFiles;
+function gguf135m() {
+  if (ggufFiles) return ggufFiles;
+  scratch ??= mkdtempSync(join(tmpdir(), "nrt-bench-"));
+  const modelDir = join(scratch, "smollm2-135m-shape");
+  const gguf = join(scratch, "smollm2-135m-shape-f32.gguf");
+  const node = (args) => {
+    const r = spawnSync(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"], encoding: "utf8" });
+    if (r.status !== 0) throw new Error(`node ${args.join(" ")} failed: ${r.stderr}`);
+    return r.stdout;
+  };
+  log(`  writing the 135M model directory and its f32 GGUF (nrt export --format gguf) in ${scratch}`);
+  node([fileURLToPath(new URL("./write-model.js", import.meta.url)), JSON.stringify(M135), modelDir]);
+  const nrtBin = fileURLToPath(new URL("../bin/nrt.js", import.meta.url));
+  const exp = JSON.parse(
+    node([nrtBin, "export", "--format", "gguf", "--dtype", "f32", modelDir, "-o", gguf, "--json"]),
+  );
+  log(`  ${gguf}: ${(exp.bytes / 1e6).toFixed(0)} MB, ${exp.tensors} tensors`);
+  ggufFiles = { modelDir, gguf };
+  return ggufFiles;
+}
+
+/** MemAvailable in GB (/proc/meminfo), or Infinity where there is none. */
+function memAvailableGB() {
+  try {
+    const m = /MemAvailable:\s+(\d+) kB/.exec(readFileSync("/proc/meminfo", "utf8"));
+    return m ? Number(m[1]) / 1024 / 1024 : Number.POSITIVE_INFINITY;
+  } catch {
+    return Number.POSITIVE_INFINITY;
+  }
+}
+
+/** Waits (up to 10 minutes) until `gb` GB are available; false if they never were. */
+async function waitForMemory(gb, name) {
+  for (let waited = 0; ; waited += 10) {
+    const free = memAvailableGB();
+    if (free >= gb) return true;
+    if (waited >= 600) return false;
+    if (waited % 60 === 0) log(`  ${name}: waiting for ${gb.toFixed(0)} GB of free memory (${free.toFixed(1)} GB now)`);
+    await new Promise((ok) => setTimeout(ok, 10_000));
+  }
 }
 
 // Self-compared lines: script, extra arguments, target, and what its two columns are.
@@ -169,15 +287,31 @@ const meets = (target, ratio) => {
 const fmt = (x) => (Math.abs(x) >= 100 ? x.toFixed(0) : Math.abs(x) >= 10 ? x.toFixed(1) : x.toFixed(2));
 
 async function main() {
-  const info = await workers.peer[0].ask({ op: "info", config: REF });
-  const { params } = await workers.nrt[0].ask({ op: "info", config: REF });
+  const selected = (name) => !only.length || only.includes(name);
+  const sideOf = (lines) => [...new Set(lines.filter((l) => selected(l.name)).map((l) => l.side))];
+  const benches = BENCHES.filter((b) => sideOf(b.lines).length);
+  const info = await workersOf("peer")[0].ask({ op: "info", config: REF });
+  const { params } = await workersOf("nrt")[0].ask({ op: "info", config: REF });
   if (params !== info.params) throw new Error(`parameter counts differ: nrt ${params}, PyTorch ${info.params}`);
+  let params135;
+  if (benches.some((b) => b.lines.some((l) => l.name.includes("_135m") && selected(l.name)))) {
+    const p = await workersOf("peer")[0].ask({ op: "info", config: M135 });
+    params135 = (await workersOf("nrt")[0].ask({ op: "info", config: M135 })).params;
+    if (params135 !== p.params) throw new Error(`135M parameter counts differ: nrt ${params135}, PyTorch ${p.params}`);
+  }
   const load0 = loadavg()[0];
+  const t0 = performance.now();
   log(`nrt bench: ${cpus()[0].model}, ${cpus().length} cores, node ${process.version}, torch ${info.torch}`);
   log(`reference model: Llama V=${REF.vocabSize} C=${REF.hiddenSize} L=${REF.numLayers} heads=${REF.numHeads} `);
   log(
     `  F=${REF.intermediateSize}, untied, ${info.params} parameters; batch ${REF.batch}x${REF.seqLen}; rounds ${rounds}`,
   );
+  if (params135)
+    log(
+      `135M lines: V=${M135.vocabSize} C=${M135.hiddenSize} L=${M135.numLayers} heads=${M135.numHeads}/${M135.numKvHeads} ` +
+        `F=${M135.intermediateSize}, tied, ${params135} parameters; batch ${M135.batch}x${M135.seqLen}; ` +
+        `sampling ${M135.streams} streams x ${M135.maxNew} tokens`,
+    );
   const rows = [];
   const emit = (row) => {
     rows.push(row);
@@ -189,19 +323,32 @@ async function main() {
     }
   };
   const detail = [];
-  for (const b of BENCHES) {
-    if (only.length && !only.includes(b.name)) continue;
-    const r = await measure(b);
-    const [nrt, peer] = [r.nrtBest.median, r.peerBest.median];
-    emit({ ...b, nrt, peer, ratio: nrt / peer, labels: [r.nrtBest.label, r.peerBest.label] });
-    detail.push(`  ${r.name}: ${r.all.map((e) => `${e.label} ${fmt(e.median)}`).join("; ")}`);
+  for (const b of benches) {
+    const sides = sideOf(b.lines);
+    const name = b.lines.map((l) => l.name).join(", ");
+    if (b.memoryGB && !(await waitForMemory(b.memoryGB, name))) {
+      log(`  ${name}: skipped, less than ${b.memoryGB.toFixed(0)} GB of free memory for 10 minutes`);
+      continue;
+    }
+    const tb = performance.now();
+    const r = await measure(b, sides, b.setup?.());
+    for (const l of b.lines.filter((x) => selected(x.name))) {
+      const [nrt, peer] = [r.best.nrt.median, r.best[l.side].median];
+      emit({ ...l, unit: b.unit, nrt, peer, ratio: nrt / peer, labels: [r.best.nrt.label, r.best[l.side].label] });
+    }
+    detail.push(`  ${name}: ${r.all.map((e) => `${e.label} ${fmt(e.median)}`).join("; ")}`);
+    log(`  ${name}: ${((performance.now() - tb) / 1e3).toFixed(0)} s`);
+    for (const w of allWorkers()) await w.ask({ op: "reset" }); // the next benchmark's models get the memory
   }
-  for (const w of [...workers.nrt, ...workers.peer]) w.close();
+  for (const w of allWorkers()) w.close();
   for (const x of SELF) {
-    if (only.length && !only.includes(x.name)) continue;
+    if (!selected(x.name)) continue;
     for (const line of runSelf(x)) emit({ ...line, target: x.target, labels: x.cols });
   }
-  log(`\nload average: ${load0.toFixed(2)} at the start, ${loadavg()[0].toFixed(2)} at the end\n`);
+  log(
+    `\nload average: ${load0.toFixed(2)} at the start, ${loadavg()[0].toFixed(2)} at the end; ` +
+      `${((performance.now() - t0) / 60e3).toFixed(1)} min\n`,
+  );
   const table = [["benchmark", "nrt", "peer", "unit", "ratio", "target", "nrt setting", "peer setting"]];
   for (const r of rows) {
     const verdict = `${r.target} ${meets(r.target, r.ratio) ? "ok" : "MISSED"}`;
@@ -219,5 +366,6 @@ main()
     process.exitCode = 1;
   })
   .finally(() => {
-    for (const w of [...workers.nrt, ...workers.peer]) w.close();
+    for (const w of allWorkers()) w.close();
+    if (scratch) rmSync(scratch, { recursive: true, force: true });
   });

@@ -1,5 +1,7 @@
 // Inference with a KV cache: a cached forward pass for any mix of (token, stream, position), and batched
 // sampling with temperature, top-k and top-p, seeded per stream.
+#include <omp.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -7,6 +9,7 @@
 #include <stdexcept>
 
 #include "kernels/kernels.h"
+#include "kernels/vecmath.h"
 #include "layer.h"
 #include "model.h"
 
@@ -117,60 +120,121 @@ struct Rng {
   }
 };
 
-// Picks a token from one row of logits(V). logp and ent are those of the untempered model distribution.
-// ex is scratch for exp(x - max); at temperature 1 the sampling weights are those same numbers, so they are reused
-// (bit for bit what recomputing them gives).
-static int sample_row(const float* x, int V, const SampleOptions& opt, Rng& rng, float* logp, float* ent,
-                      std::vector<int>& idx, std::vector<double>& pr, std::vector<double>& ex) {
-  float mx = -INFINITY;
-  int arg = 0;
-  for (int v = 0; v < V; v++)
-    if (x[v] > mx) mx = x[v], arg = v;
-  double sum = 0, dot = 0;
-  ex.resize(V);
-  for (int v = 0; v < V; v++) {
-    double e = ex[v] = std::exp((double)x[v] - mx);
-    sum += e;
-    dot += e * ((double)x[v] - mx);
+// The sampling weights of one row, exp((x[v] - mx) * invT) in float (vecmath's exp; the same value in a vector
+// lane or a tail), written to ex; bs[j] the sum of block j of SAMPLE_BLOCK weights (in double) and the return value
+// their sum in block order; *dot (with dot non-null) sum_v ex[v] * (x[v] - mx), for the entropy at invT = 1.
+constexpr int SAMPLE_BLOCK = 64;
+static double exp_blocks(float* ex, double* bs, double* dot, const float* x, int V, float mx, float invT) {
+  double tot = 0, dt = 0;
+  for (int j0 = 0, j = 0; j0 < V; j0 += SAMPLE_BLOCK, j++) {
+    const int j1 = std::min(V, j0 + SAMPLE_BLOCK);
+    int v = j0;
+    double b = 0, d = 0;
+#ifdef NRT_AVX2
+    __m256d b0 = _mm256_setzero_pd(), b1 = b0, d0 = b0, d1 = b0;
+    const __m256 m = _mm256_set1_ps(mx), it = _mm256_set1_ps(invT);
+    for (; v + 8 <= j1; v += 8) {
+      const __m256 z = _mm256_sub_ps(_mm256_loadu_ps(x + v), m);
+      const __m256 e = exp8(invT == 1.0f ? z : _mm256_mul_ps(z, it));
+      _mm256_storeu_ps(ex + v, e);
+      const __m256d elo = _mm256_cvtps_pd(_mm256_castps256_ps128(e)), ehi = _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1));
+      b0 = _mm256_add_pd(b0, elo), b1 = _mm256_add_pd(b1, ehi);
+      if (dot) {
+        d0 = _mm256_fmadd_pd(elo, _mm256_cvtps_pd(_mm256_castps256_ps128(z)), d0);
+        d1 = _mm256_fmadd_pd(ehi, _mm256_cvtps_pd(_mm256_extractf128_ps(z, 1)), d1);
+      }
+    }
+    alignas(32) double l[4];
+    _mm256_store_pd(l, _mm256_add_pd(b0, b1));
+    b = (l[0] + l[1]) + (l[2] + l[3]);
+    _mm256_store_pd(l, _mm256_add_pd(d0, d1));
+    d = (l[0] + l[1]) + (l[2] + l[3]);
+#endif
+    for (; v < j1; v++) {
+      const float z = x[v] - mx;
+      const float e = ex[v] = exp_approx(invT == 1.0f ? z : z * invT);
+      b += e;
+      d += (double)e * z;
+    }
+    bs[j] = b;
+    tot += b;
+    dt += d;
   }
+  if (dot) *dot = dt;
+  return tot;
+}
+
+// Picks a token from one row of logits(V). logp and ent are those of the untempered model distribution.
+// ex is scratch for the weights exp(x - mx) and bs for their block sums; at temperature 1 the sampling weights are
+// those same numbers. Without top-k / top-p the draw is one scan: the block sums up to the block that holds u, then
+// that block's weights; with them, the candidates are sorted (top-k: partially) and scanned.
+static int sample_row(const float* x, int V, const SampleOptions& opt, Rng& rng, float* logp, float* ent,
+                      std::vector<int>& idx, std::vector<double>& pr, std::vector<float>& ex, std::vector<double>& bs) {
+  const float mx = max_of(x, V);
+  int arg = 0;
+  while (arg < V - 1 && !(x[arg] == mx)) arg++;  // the first maximum (0 if the row is NaN)
+  ex.resize(V);
+  bs.resize((V + SAMPLE_BLOCK - 1) / SAMPLE_BLOCK);
+  double dot = 0;
+  const double sum = exp_blocks(ex.data(), bs.data(), &dot, x, V, mx, 1.0f);
   const double lse = std::log(sum);
   *ent = (float)(lse - dot / sum);
   int tok = arg;
   if (opt.temperature > 0) {
-    const double invT = 1.0 / opt.temperature;
+    const float invT = 1.0f / opt.temperature;
     const bool filter = (opt.top_k > 0 && opt.top_k < V) || opt.top_p < 1.0f;
-    idx.resize(V);
-    std::iota(idx.begin(), idx.end(), 0);
-    int keep = V;
-    if (filter) {
-      keep = opt.top_k > 0 && opt.top_k < V ? opt.top_k : V;
-      std::partial_sort(idx.begin(), idx.begin() + keep, idx.end(),
-                        [&](int a, int b) { return x[a] > x[b] || (x[a] == x[b] && a < b); });
-    }
-    pr.resize(keep);
-    double tot = 0;
-    if (invT == 1.0)
-      for (int r = 0; r < keep; r++) tot += (pr[r] = ex[idx[r]]);
-    else
-      for (int r = 0; r < keep; r++) tot += (pr[r] = std::exp(((double)x[idx[r]] - mx) * invT));
-    if (opt.top_p < 1.0f) {
-      double cum = 0;
-      int r = 0;
-      for (; r < keep; r++) {
-        cum += pr[r] / tot;
-        if (cum >= opt.top_p) break;
+    if (!filter) {
+      // the weights at this temperature (those of temperature 1 are already there), then one scan
+      const double tot = invT == 1.0f ? sum : exp_blocks(ex.data(), bs.data(), nullptr, x, V, mx, invT);
+      const double u = rng.uniform() * tot;
+      double acc = 0;
+      tok = V - 1;
+      for (int j = 0, j0 = 0; j0 < V; j++, j0 += SAMPLE_BLOCK) {
+        if (acc + bs[j] <= u) {
+          acc += bs[j];
+          continue;
+        }
+        double a = acc;
+        const int j1 = std::min(V, j0 + SAMPLE_BLOCK);
+        int v = j0;
+        for (; v < j1; v++)
+          if (u < (a += ex[v])) break;
+        if (v < j1) {
+          tok = v;
+          break;
+        }
+        acc += bs[j];  // rounding left u past this block's weights: on to the next
       }
-      keep = std::min(keep, r + 1);
-      tot = 0;
-      for (int q = 0; q < keep; q++) tot += pr[q];
-    }
-    double u = rng.uniform() * tot, acc = 0;
-    tok = idx[keep - 1];
-    for (int r = 0; r < keep; r++) {
-      acc += pr[r];
-      if (u < acc) {
-        tok = idx[r];
-        break;
+    } else {
+      idx.resize(V);
+      std::iota(idx.begin(), idx.end(), 0);
+      const int keep0 = opt.top_k > 0 && opt.top_k < V ? opt.top_k : V;
+      std::partial_sort(idx.begin(), idx.begin() + keep0, idx.end(),
+                        [&](int a, int b) { return x[a] > x[b] || (x[a] == x[b] && a < b); });
+      int keep = keep0;
+      pr.resize(keep);
+      double tot = 0;
+      for (int r = 0; r < keep; r++)
+        tot += (pr[r] = invT == 1.0f ? ex[idx[r]] : exp_approx((x[idx[r]] - mx) * invT));
+      if (opt.top_p < 1.0f) {
+        double cum = 0;
+        int r = 0;
+        for (; r < keep; r++) {
+          cum += pr[r] / tot;
+          if (cum >= opt.top_p) break;
+        }
+        keep = std::min(keep, r + 1);
+        tot = 0;
+        for (int q = 0; q < keep; q++) tot += pr[q];
+      }
+      double u = rng.uniform() * tot, acc = 0;
+      tok = idx[keep - 1];
+      for (int r = 0; r < keep; r++) {
+        acc += pr[r];
+        if (u < acc) {
+          tok = idx[r];
+          break;
+        }
       }
     }
   }
@@ -210,17 +274,23 @@ SampleResult generate(const Config& c, Params P, const int32_t* prompts, const i
   for (int b = 0; b < B; b++)
     rng[b].s = opt.seeds.empty() ? opt.seed * 0xD1B54A32D192ED03ull + (uint64_t)b * 0x9E3779B97F4A7C15ull + 1
                                  : opt.seeds[b] * 0xD1B54A32D192ED03ull + 1;
+  // each thread's sampling scratch, kept for the whole call (a row's weights are too big for malloc to recycle)
+  struct Scratch {
+    std::vector<int> idx;
+    std::vector<double> pr, bs;
+    std::vector<float> ex;
+  };
+  std::vector<Scratch> scratch(omp_get_max_threads());
   for (int step = 0; step < M && !active.empty(); step++) {
     const int n = (int)active.size();
 #pragma omp parallel
     {
-      std::vector<int> idx;
-      std::vector<double> pr, ex;
+      Scratch& sc = scratch[std::min(omp_get_thread_num(), (int)scratch.size() - 1)];
 #pragma omp for schedule(static)
       for (int r = 0; r < n; r++) {
         const int b = active[r];
         float lp, en;
-        int t = sample_row(logits.data() + (size_t)r * c.V, Vs, opt, rng[b], &lp, &en, idx, pr, ex);
+        int t = sample_row(logits.data() + (size_t)r * c.V, Vs, opt, rng[b], &lp, &en, sc.idx, sc.pr, sc.ex, sc.bs);
         R.tokens[(size_t)b * M + step] = t;
         R.logp[(size_t)b * M + step] = lp;
         R.ent[(size_t)b * M + step] = en;

@@ -15,6 +15,10 @@ namespace nrt {
 
 // ---- matmul.cc: out(N,OUT) = inp(N,IN) @ weight(OUT,IN)^T
 void matmul_forward(float* out, const float* inp, const float* weight, int N, int IN, int OUT, bool accumulate);
+// The same for N <= MATMUL_ROWS_MAX rows without BLAS (what matmul_forward runs for so few rows, with AVX2; BLAS
+// for more rows or without AVX2): each out[n][o] is one FMA chain over k in order, whatever N and the threads.
+constexpr int MATMUL_ROWS_MAX = 32;
+void matmul_forward_rows(float* out, const float* inp, const float* weight, int N, int IN, int OUT, bool accumulate);
 void matmul_forward_naive(float* out, const float* inp, const float* weight, int N, int IN, int OUT, bool accumulate);
 // dinp(N,IN) += dout @ weight ; dweight(OUT,IN) += dout^T @ inp   (either output may be null)
 void matmul_backward(float* dinp, float* dweight, const float* dout, const float* inp, const float* weight, int N,
