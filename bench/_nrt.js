@@ -1,6 +1,7 @@
 // The nrt workloads of the benchmark, over the built library (dist/) and addon; run in nrt_worker.js.
 import { loadModelDir } from "../dist/io/model-dir.js";
 import { llamaConfig } from "../dist/model/config.js";
+import { LORA_TARGETS, LoraAdapter } from "../dist/model/lora.js";
 import { Model } from "../dist/model/model.js";
 import { native } from "../dist/model/native.js";
 
@@ -26,10 +27,16 @@ export const SAMPLE_SEED = 2;
 
 export const ADAMW = { lr: 1e-3, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.01, clip: 1 };
 
-/** Training on one fixed batch of `ref.batch` sequences of `ref.seqLen` tokens, mean next-token loss. */
+/**
+ * Training on one fixed batch of `ref.batch` sequences of `ref.seqLen` tokens, mean next-token loss; with
+ * `ref.lora` ({rank, alpha}) a LoRA adapter on the seven projections over the frozen model (PEFT's initialisation).
+ */
 export class NrtTrainer {
   constructor(ref) {
-    this.model = Model.init(modelConfig(ref), 1);
+    const base = Model.init(modelConfig(ref), 1);
+    this.model = ref.lora
+      ? base.withAdapter(LoraAdapter.init(base.config, { ...ref.lora, targets: LORA_TARGETS }, 1))
+      : base;
     const N = ref.batch * ref.seqLen;
     this.tokens = new Int32Array(N).map((_, i) => (i * 7919) % ref.vocabSize);
     this.lens = new Int32Array(ref.batch).fill(ref.seqLen);
@@ -46,7 +53,7 @@ export class NrtTrainer {
     model.runner.forward(this.tokens, this.lens);
     grads.fill(0);
     const loss = model.runner.backward(this.weights, grads);
-    native().adamw(model.config, model.params, grads, this.m, this.v, { ...ADAMW, step: ++this.t });
+    native().adamw(model.nativeConfig, model.trainable, grads, this.m, this.v, { ...ADAMW, step: ++this.t });
     return loss;
   }
 }

@@ -24,11 +24,14 @@ export const SETTINGS = {
   ],
   // llama.cpp (node-llama-cpp, CPU): its own thread pool, the thread count set explicitly
   llamacpp: [{ threads: 1 }, { threads: 2 }],
+  // nrt again, as the peer of a line that compares two nrt workloads (train_step_135m_lora_vs_full)
+  nrtfull: [{ threads: 1 }, { threads: 2 }, { threads: 2, passive: true }],
 };
 
 export function label(side, s) {
   const wait = s.passive ? ", OMP_WAIT_POLICY=passive" : "";
   if (side === "nrt") return `nrt setThreads(${s.threads})${wait}`;
+  if (side === "nrtfull") return `nrt full fine-tuning, setThreads(${s.threads})${wait}`;
   if (side === "llamacpp") return `llama.cpp threads ${s.threads}`;
   return `torch.set_num_threads(${s.threads}), OPENBLAS_NUM_THREADS=${s.blas}${wait}`;
 }
@@ -37,7 +40,7 @@ function command(side, s) {
   const env = { ...process.env, OMP_NUM_THREADS: String(s.threads) };
   if (s.passive) env.OMP_WAIT_POLICY = "passive";
   else delete env.OMP_WAIT_POLICY;
-  if (side === "nrt")
+  if (side === "nrt" || side === "nrtfull")
     return { cmd: process.execPath, args: ["--expose-gc", here("./nrt_worker.js"), "--threads", `${s.threads}`], env };
   if (side === "llamacpp")
     return { cmd: process.execPath, args: [here("./peer_llamacpp.js"), "--threads", `${s.threads}`], env };

@@ -6,6 +6,7 @@
 //   {"op": "reset"}                          -> {} (drops the models, so that a larger one fits)
 // A worker keeps the models of the config it last saw (a new config replaces them).
 // and `node nrt_worker.js --threads T rss JSON` trains JSON.steps steps and prints {"maxrss_mb"}.
+import { LORA_TARGETS, LoraAdapter } from "../dist/model/lora.js";
 import { Model } from "../dist/model/model.js";
 import { native } from "../dist/model/native.js";
 import { modelConfig, NrtBench, NrtTrainer } from "./_nrt.js";
@@ -37,8 +38,11 @@ if (mode === "rss") {
       benchConfig = JSON.stringify(cmd.config);
     }
     switch (cmd.op) {
-      case "info":
-        return { threads: native().getThreads(), params: new Model(modelConfig(cmd.config)).numParams };
+      case "info": {
+        const m = new Model(modelConfig(cmd.config));
+        const lora = cmd.config.lora && new LoraAdapter(m.config, { ...cmd.config.lora, targets: LORA_TARGETS });
+        return { threads: native().getThreads(), params: m.numParams, ...(lora && { trained: lora.params.length }) };
+      }
       case "sgemm":
         return { values: Array.from(native().benchSgemm(cmd.n, cmd.reps)) };
       case "train":

@@ -103,6 +103,26 @@ class Block(nn.Module):
         return x + self.down_proj(Fn.silu(self.gate_proj(h)) * self.up_proj(h))
 
 
+class LoraLinear(nn.Module):
+    """A frozen nn.Linear plus a LoRA delta written by hand, as PEFT's lora.Linear computes it with lora_dropout 0:
+    base(x) + (x @ A^T) @ B^T * (alpha / r); A (r, in) Kaiming-uniform, B (out, r) zero; only A and B train."""
+
+    def __init__(self, base, r, alpha):
+        super().__init__()
+        self.base = base
+        self.base.weight.requires_grad_(False)
+        self.lora_A = nn.Parameter(torch.empty(r, base.in_features))
+        self.lora_B = nn.Parameter(torch.zeros(base.out_features, r))
+        nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))
+        self.scale = alpha / r
+
+    def forward(self, x):
+        return self.base(x) + (x @ self.lora_A.t()) @ self.lora_B.t() * self.scale
+
+
+LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
 class Llama(nn.Module):
     def __init__(self, c):
         super().__init__()
@@ -116,6 +136,13 @@ class Llama(nn.Module):
         for p in self.parameters():
             if p.dim() == 2:
                 nn.init.normal_(p, std=0.02)
+        lora = c.get("lora")
+        if lora:  # config "lora": {rank, alpha}: every base parameter frozen, an adapter on the seven projections
+            for p in self.parameters():
+                p.requires_grad_(False)
+            for layer in self.layers:
+                for name in LORA_TARGETS:
+                    setattr(layer, name, LoraLinear(getattr(layer, name), lora["rank"], lora["alpha"]))
 
     def forward(self, idx, caches=None, pos=0):
         B, T = idx.shape
@@ -141,7 +168,8 @@ class Trainer:
     def __init__(self, c):
         torch.manual_seed(1)
         self.model = Llama(c)
-        self.opt = torch.optim.AdamW(self.model.parameters(), lr=1e-3, betas=(0.9, 0.95), eps=1e-8, weight_decay=0.01)
+        self.trained = [p for p in self.model.parameters() if p.requires_grad]  # the adapter's alone with LoRA
+        self.opt = torch.optim.AdamW(self.trained, lr=1e-3, betas=(0.9, 0.95), eps=1e-8, weight_decay=0.01)
         self.idx = batch_tokens(c)
 
     def step(self):
@@ -149,7 +177,7 @@ class Trainer:
         loss = Fn.cross_entropy(logits.reshape(-1, logits.shape[-1]), self.idx[:, 1:].reshape(-1))
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(self.trained, 1.0)
         self.opt.step()
         return loss.item()
 
@@ -199,7 +227,9 @@ def serve():
                 "torch": torch.__version__,
             }
             if "config" in cmd:
-                ans["params"] = sum(p.numel() for p in Llama(cmd["config"]).parameters())
+                m = Llama(cmd["config"])
+                ans["params"] = sum(p.numel() for n, p in m.named_parameters() if "lora_" not in n)
+                ans["trained"] = sum(p.numel() for p in m.parameters() if p.requires_grad)
         elif op == "sgemm":
             ans = {"values": sgemm(cmd["n"], cmd["reps"])}
         elif op == "train":

@@ -63,6 +63,8 @@ const M135 = {
 // Resident memory of one 135M training worker (measured: nrt 2.9 GB, PyTorch 4.0 GB), so that train_step_135m
 // runs one worker per side and thread count (2 + 2), and waits for that much free memory first.
 const TRAIN_135M_GB = { nrt: 2.9, peer: 4.0 };
+/** The LoRA step: rank 16, alpha 32 on the seven projections (q, k, v, o, gate, up, down), the base frozen. */
+const M135_LORA = { ...M135, lora: { rank: 16, alpha: 32 } };
 
 const argv = process.argv.slice(2);
 const json = argv.includes("--json");
@@ -134,6 +136,19 @@ const BENCHES = [1024, 2048]
           : w.setting.blas === w.setting.threads && (w.setting.threads === 1 || w.setting.passive),
       memoryGB: 2 * (TRAIN_135M_GB.nrt + TRAIN_135M_GB.peer) + 1,
       run: (w) => values(w, { op: "train", reps: 1, config: M135 }),
+    },
+    {
+      // nrt's LoRA step against PyTorch's (LoRA written by hand: two matmuls per target, the base frozen), and
+      // against nrt's own full step, all three interleaved in the same rounds; settings as for train_step_135m
+      lines: [line("train_step_135m_lora", "<= 1.0"), line("train_step_135m_lora_vs_full", "<= 0.75", "nrtfull")],
+      unit: "ms",
+      higher: false,
+      settings: (w) =>
+        w.side === "peer"
+          ? w.setting.blas === w.setting.threads && (w.setting.threads === 1 || w.setting.passive)
+          : w.setting.threads === 1 || w.setting.passive,
+      memoryGB: 2 * (1.5 * TRAIN_135M_GB.nrt + TRAIN_135M_GB.peer) + 1, // a LoRA worker holds about half a full one
+      run: (w) => values(w, { op: "train", reps: 1, config: w.side === "nrtfull" ? M135 : M135_LORA }),
     },
     {
       // one run (16 × 128 tokens, 10-90 s) a chunk: 3 rounds after a short warm-up (16 tokens), and settings more
@@ -298,6 +313,12 @@ async function main() {
     const p = await workersOf("peer")[0].ask({ op: "info", config: M135 });
     params135 = (await workersOf("nrt")[0].ask({ op: "info", config: M135 })).params;
     if (params135 !== p.params) throw new Error(`135M parameter counts differ: nrt ${params135}, PyTorch ${p.params}`);
+    const la = await workersOf("peer")[0].ask({ op: "info", config: M135_LORA });
+    const ln = await workersOf("nrt")[0].ask({ op: "info", config: M135_LORA });
+    if (la.params !== ln.params || la.trained !== ln.trained)
+      throw new Error(
+        `135M LoRA parameter counts differ: nrt ${ln.params} + ${ln.trained}, PyTorch ${la.params} + ${la.trained}`,
+      );
   }
   const load0 = loadavg()[0];
   const t0 = performance.now();
