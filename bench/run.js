@@ -1,4 +1,4 @@
-// `npm run bench [-- --json] [--rounds N] [--only a,b] [--check]`: nrt against PyTorch on this machine (SPEC §8,
+// `npm run bench [-- --json] [--rounds N] [--only a,b] [--threads N] [--lora-rank R] [--check]`: nrt against PyTorch on this machine (SPEC §8,
 // issue 5). --check: exit code 1 when a ratio misses its target (otherwise only errors fail the run).
 //
 // Both sides run in the same run, interleaved: each round runs a chunk of repetitions of every thread setting of
@@ -63,13 +63,21 @@ const M135 = {
 // Resident memory of one 135M training worker (measured: nrt 2.9 GB, PyTorch 4.0 GB), so that train_step_135m
 // runs one worker per side and thread count (2 + 2), and waits for that much free memory first.
 const TRAIN_135M_GB = { nrt: 2.9, peer: 4.0 };
-/** The LoRA step: rank 16, alpha 32 on the seven projections (q, k, v, o, gate, up, down), the base frozen. */
-const M135_LORA = { ...M135, lora: { rank: 16, alpha: 32 } };
+/**
+ * The LoRA step: rank R (--lora-rank, default 16), alpha 2R on the seven projections (q, k, v, o, gate, up, down),
+ * the base frozen.
+ */
+const LORA_RANK = Number(
+  process.argv.includes("--lora-rank") ? process.argv[process.argv.indexOf("--lora-rank") + 1] : 16,
+);
+const M135_LORA = { ...M135, lora: { rank: LORA_RANK, alpha: 2 * LORA_RANK } };
 
 const argv = process.argv.slice(2);
 const json = argv.includes("--json");
 const opt = (flag, def) => (argv.includes(flag) ? argv[argv.indexOf(flag) + 1] : def);
 const rounds = Number(opt("--rounds", "5"));
+// --threads N: only the thread settings with N threads (a loaded or memory-short machine); default every setting
+const onlyThreads = Number(opt("--threads", "0"));
 const check = argv.includes("--check");
 const only = opt("--only", "")
   .split(",")
@@ -174,7 +182,7 @@ async function measure(b, sides, files) {
   const name = b.lines.map((l) => l.name).join(", ");
   const entries = (side) =>
     workersOf(side)
-      .filter((w) => !b.settings || b.settings(w))
+      .filter((w) => (!b.settings || b.settings(w)) && (!onlyThreads || w.setting.threads === onlyThreads))
       .map((w) => ({
         side,
         label: w.label,
@@ -347,8 +355,9 @@ async function main() {
   for (const b of benches) {
     const sides = sideOf(b.lines);
     const name = b.lines.map((l) => l.name).join(", ");
-    if (b.memoryGB && !(await waitForMemory(b.memoryGB, name))) {
-      log(`  ${name}: skipped, less than ${b.memoryGB.toFixed(0)} GB of free memory for 10 minutes`);
+    const memoryGB = b.memoryGB && (onlyThreads ? b.memoryGB / 2 : b.memoryGB); // one setting a side, not two
+    if (memoryGB && !(await waitForMemory(memoryGB, name))) {
+      log(`  ${name}: skipped, less than ${memoryGB.toFixed(0)} GB of free memory for 10 minutes`);
       continue;
     }
     const tb = performance.now();
