@@ -11,20 +11,35 @@ PyTorch user would write it, sharing no code with nrt.
              ONE forward with autograd, log_softmax + gather; SPEC §3 in torch (c, b, R = f(c), R', A, s) and the
              per-token weights of SPEC §4
     update   loss = −Σ w·log π on the score's graph, backward, clip_grad_norm_(clip), torch.optim.AdamW.step()
+With job.peerMicroBatchTokens N > 0 (the 135m shape, whose one-pass graph would not fit in memory) the sequences
+are cut into runs of consecutive rows of at most N tokens, each run padded on its own: the score's forward runs
+under no_grad a run at a time, and the update runs each run's forward again with autograd and its backward
+(gradients accumulate), then clips and steps once.
 
-The model is Hugging Face Llama (RMSNorm, half-split rotate_half RoPE, SwiGLU, no biases, untied lm_head) with
-Hugging Face parameter names, loaded from the flat float32 buffer nrt's side writes (the same weights).
+The model is Hugging Face Llama (RMSNorm, half-split rotate_half RoPE, SwiGLU, no biases; grouped-query attention
+by repeat_kv when numKvHeads < numHeads; an untied lm_head, or with `tied` the logits x E^T on the embedding
+matrix) with Hugging Face parameter names, loaded from the flat float32 buffer nrt's side writes (the same
+weights). With job.lora the base is frozen (requires_grad=False) and a hand-written LoRA adapter is trained (no
+peft): each targeted projection computes x W^T + (x A^T) B^T · alpha/R, A (R, in), B (out, R), loaded from
+adapter.bin under PEFT's names (base_model.model.model.layers.N.self_attn.q_proj.lora_A.weight, …); AdamW and the
+gradient clip run over the adapter's tensors only.
 
     peer_nrt_step.py --threads T serve JOB_DIR
 JOB_DIR holds job.json ({config, table, prompts, answers, k, maxTraceTokens, temperature, specialIds,
-answerStartId, objective, adamw}) and params.bin (the flat float32 parameters, laid out as `table` says).
+answerStartId, objective, adamw, and optionally peerMicroBatchTokens and lora: {rank, alpha, targets, table}}),
+params.bin (the flat float32 parameters, laid out as `table` says) and with lora adapter.bin (the adapter's, laid
+out as lora.table says).
 Commands on stdin, one JSON object a line; answers on stdout, one line each:
-    {"op": "info"}                        -> {"threads", "blas_threads", "wait_policy", "torch", "params"}
+    {"op": "info"}                        -> {"threads", "blas_threads", "wait_policy", "torch", "params" (the
+                                             model's, without the adapter), "trained" (what AdamW updates)}
     {"op": "step", "reps": n, "seed": s}  -> {"values": [{"total", "rollout", "score", "update" (ms),
                                                "traceTokens", "emitted", "truncated", "loss"}]}
     {"op": "check", "traces": [[{"tokens", "emitted"}]]}
                                           -> {"loss", "gradNorm", "R": [[...]], "A": [[...]]} for the given traces
                                              (score + backward, no optimiser step), to check both sides agree
+    {"op": "probe", "seed": s, "tokens": n, "groups": g}
+                                          -> {"ms"}: a short step, timed: the rollout of every trace, at most n
+                                             tokens each, then the score and update of the first g questions
 Each "step" starts from the job's initial weights (restored outside the timing), so every step samples from the
 same model; the optimiser state carries on.
 """
@@ -56,39 +71,67 @@ def rotate_half(x):
     return torch.cat((-x[..., h:], x[..., :h]), dim=-1)
 
 
-class Attention(nn.Module):
-    def __init__(self, C, nh):
+def repeat_kv(x, n_rep):
+    """(B, NKV, S, HS) -> (B, NKV·n_rep, S, HS): query head h reads key/value head h // n_rep (GQA)."""
+    if n_rep == 1:
+        return x
+    B, nkv, S, hs = x.shape
+    return x[:, :, None].expand(B, nkv, n_rep, S, hs).reshape(B, nkv * n_rep, S, hs)
+
+
+class Proj(nn.Module):
+    """A bias-free projection y = x W^T (nn.Linear's), plus a hand-written LoRA delta once add_lora() gives it one:
+    y = x W^T + (x A^T) B^T · alpha/R, A (R, in), B (out, R) — PEFT's lora.Linear with lora_dropout 0."""
+
+    def __init__(self, n_in, n_out):
         super().__init__()
-        self.nh, self.hs = nh, C // nh
-        self.q_proj = nn.Linear(C, C, bias=False)
-        self.k_proj = nn.Linear(C, C, bias=False)
-        self.v_proj = nn.Linear(C, C, bias=False)
-        self.o_proj = nn.Linear(C, C, bias=False)
+        self.weight = nn.Parameter(torch.empty(n_out, n_in))
+        self.lora_A = self.lora_B = None
+
+    def add_lora(self, A, B, scale):
+        self.lora_A, self.lora_B, self.scale = nn.Parameter(A), nn.Parameter(B), scale
+
+    def forward(self, x):
+        y = Fn.linear(x, self.weight)
+        if self.lora_A is None:
+            return y
+        return y + (x @ self.lora_A.T) @ self.lora_B.T * self.scale
+
+
+class Attention(nn.Module):
+    def __init__(self, C, nh, nkv, hs):
+        super().__init__()
+        self.nh, self.nkv, self.hs = nh, nkv, hs
+        self.q_proj = Proj(C, nh * hs)
+        self.k_proj = Proj(C, nkv * hs)
+        self.v_proj = Proj(C, nkv * hs)
+        self.o_proj = Proj(nh * hs, C)
 
     def forward(self, x, cos, sin, mask, cache=None, at=0):
         """x (B, T, C); cos/sin (B, 1, T, HS) per-row positions; mask (B|1, 1, T, S) additive.
-        cache: (k, v) of (B, NH, Smax, HS), written at slots at .. at+T; attention runs over slots 0 .. at+T."""
+        cache: (k, v) of (B, NKV, Smax, HS), written at slots at .. at+T; attention runs over slots 0 .. at+T."""
         B, T, C = x.shape
         q = self.q_proj(x).view(B, T, self.nh, self.hs).transpose(1, 2)
-        k = self.k_proj(x).view(B, T, self.nh, self.hs).transpose(1, 2)
-        v = self.v_proj(x).view(B, T, self.nh, self.hs).transpose(1, 2)
+        k = self.k_proj(x).view(B, T, self.nkv, self.hs).transpose(1, 2)
+        v = self.v_proj(x).view(B, T, self.nkv, self.hs).transpose(1, 2)
         q = q * cos + rotate_half(q) * sin
         k = k * cos + rotate_half(k) * sin
         if cache is not None:
             cache[0][:, :, at : at + T] = k
             cache[1][:, :, at : at + T] = v
             k, v = cache[0][:, :, : at + T], cache[1][:, :, : at + T]
+        k, v = repeat_kv(k, self.nh // self.nkv), repeat_kv(v, self.nh // self.nkv)
         att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(self.hs)) + mask
         y = torch.softmax(att, dim=-1) @ v
-        return self.o_proj(y.transpose(1, 2).reshape(B, T, C))
+        return self.o_proj(y.transpose(1, 2).reshape(B, T, self.nh * self.hs))
 
 
 class MLP(nn.Module):
     def __init__(self, C, F):
         super().__init__()
-        self.gate_proj = nn.Linear(C, F, bias=False)
-        self.up_proj = nn.Linear(C, F, bias=False)
-        self.down_proj = nn.Linear(F, C, bias=False)
+        self.gate_proj = Proj(C, F)
+        self.up_proj = Proj(C, F)
+        self.down_proj = Proj(F, C)
 
     def forward(self, h):
         return self.down_proj(Fn.silu(self.gate_proj(h)) * self.up_proj(h))
@@ -99,7 +142,7 @@ class Layer(nn.Module):
         super().__init__()
         C = c["hiddenSize"]
         self.input_layernorm = RMSNorm(C, c["rmsNormEps"])
-        self.self_attn = Attention(C, c["numHeads"])
+        self.self_attn = Attention(C, c["numHeads"], c["numKvHeads"], c["headDim"])
         self.post_attention_layernorm = RMSNorm(C, c["rmsNormEps"])
         self.mlp = MLP(C, c["intermediateSize"])
 
@@ -117,14 +160,15 @@ class Body(nn.Module):
 
 
 class Llama(nn.Module):
-    """state_dict keys are the Hugging Face names (model.layers.0.self_attn.q_proj.weight, lm_head.weight, …)."""
+    """state_dict keys are the Hugging Face names (model.layers.0.self_attn.q_proj.weight, lm_head.weight, …);
+    with tied embeddings there is no lm_head: the logits are x E^T with E = model.embed_tokens.weight."""
 
     def __init__(self, c):
         super().__init__()
         self.c = c
         self.model = Body(c)
-        self.lm_head = nn.Linear(c["hiddenSize"], c["vocabSize"], bias=False)
-        hs = c["hiddenSize"] // c["numHeads"]
+        self.lm_head = None if c["tied"] else Proj(c["hiddenSize"], c["vocabSize"])
+        hs = c["headDim"]
         inv_freq = 1.0 / (c["ropeTheta"] ** (torch.arange(0, hs, 2).float() / hs))
         ang = torch.arange(c["maxPositionEmbeddings"]).float()[:, None] * inv_freq[None, :]
         emb = torch.cat((ang, ang), dim=-1)
@@ -136,7 +180,8 @@ class Llama(nn.Module):
         x = self.model.embed_tokens(idx)
         for i, layer in enumerate(self.model.layers):
             x = layer(x, cos, sin, mask, caches[i] if caches else None, at)
-        return self.lm_head(self.model.norm(x))
+        x = self.model.norm(x)
+        return Fn.linear(x, self.model.embed_tokens.weight) if self.lm_head is None else self.lm_head(x)
 
 
 NEG = float("-inf")
@@ -151,30 +196,51 @@ class Job:
         self.c = c
         flat = np.fromfile(os.path.join(job_dir, "params.bin"), dtype="<f4")
         self.model = Llama(c)
-        sd = {p["name"]: torch.from_numpy(flat[p["offset"] : p["offset"] + p["size"]].reshape(p["shape"]).copy())
+        sd = {p["name"]: torch.from_numpy(flat[p["offset"] : p["offset"] + p["size"]].reshape(p["shape"]))
               for p in j["table"]}
         self.model.load_state_dict(sd, strict=True)
-        self.initial = [p.detach().clone() for p in self.model.parameters()]
+        del flat, sd
+        lora = j.get("lora")
+        if lora:  # the base is frozen; the adapter (adapter.bin, laid out as lora["table"] says) is what is trained
+            for p in self.model.parameters():
+                p.requires_grad_(False)
+            flat = np.fromfile(os.path.join(job_dir, "adapter.bin"), dtype="<f4")
+            t = {p["name"]: torch.from_numpy(flat[p["offset"] : p["offset"] + p["size"]].reshape(p["shape"]))
+                 for p in lora["table"]}
+            prefix = "base_model.model."
+            scale = lora["alpha"] / lora["rank"]
+            mods = dict(self.model.named_modules())
+            for name in [n for n in t if n.endswith(".lora_A.weight")]:
+                proj = name[len(prefix) : -len(".lora_A.weight")]  # model.layers.N.self_attn.q_proj
+                mods[proj].add_lora(t[name], t[name.replace(".lora_A.", ".lora_B.")], scale)
+            self.trained = [p for n, p in self.model.named_parameters() if ".lora_" in n]
+            if sum(p.numel() for p in self.trained) != flat.size:
+                raise ValueError("the adapter table names projections this model does not have")
+        else:
+            self.trained = list(self.model.parameters())
+        self.initial = [p.detach().clone() for p in self.trained]
         a = j["adamw"]
         self.clip = a["clip"]
-        self.opt = torch.optim.AdamW(self.model.parameters(), lr=a["lr"], betas=(a["beta1"], a["beta2"]),
+        self.opt = torch.optim.AdamW(self.trained, lr=a["lr"], betas=(a["beta1"], a["beta2"]),
                                      eps=a["eps"], weight_decay=a["weightDecay"])
         self.prompts, self.answers = j["prompts"], j["answers"]
         self.K, self.M = j["k"], j["maxTraceTokens"]
+        self.mb = j.get("peerMicroBatchTokens", 0)
         self.special = torch.zeros(c["vocabSize"], dtype=torch.bool)
         self.special[j["specialIds"]] = True
         self.a_id = j["answerStartId"]
 
     def restore(self):
         with torch.no_grad():
-            for p, p0 in zip(self.model.parameters(), self.initial):
+            for p, p0 in zip(self.trained, self.initial):
                 p.copy_(p0)
 
     # ---- rollout ---------------------------------------------------------------------------------------------
     @torch.no_grad()
-    def rollout(self, seed):
-        """K traces after each prompt: [[{"tokens", "emitted"}]] (tokens before the first special token)."""
-        c, K, M = self.c, self.K, self.M
+    def rollout(self, seed, M=None):
+        """K traces after each prompt: [[{"tokens", "emitted"}]] (tokens before the first special token), of at
+        most M tokens (default: the job's trace limit)."""
+        c, K, M = self.c, self.K, M or self.M
         g = torch.Generator().manual_seed(seed)
         rows = [p for p in self.prompts for _ in range(K)]
         B = len(rows)
@@ -191,8 +257,8 @@ class Job:
         q = torch.arange(Pm)
         allowed = (q[None, :] <= q[:, None])[None] & (valid[:, None, :Pm] | torch.eye(Pm, dtype=torch.bool)[None])
         mask = torch.zeros(B, 1, Pm, Pm).masked_fill_(~allowed[:, None], NEG)
-        hs, nh = c["hiddenSize"] // c["numHeads"], c["numHeads"]
-        caches = [(torch.empty(B, nh, Pm + M, hs), torch.empty(B, nh, Pm + M, hs)) for _ in range(c["numLayers"])]
+        hs, nkv = c["headDim"], c["numKvHeads"]
+        caches = [(torch.empty(B, nkv, Pm + M, hs), torch.empty(B, nkv, Pm + M, hs)) for _ in range(c["numLayers"])]
         logits = self.model(idx, pos, mask, caches, 0)[:, -1]
         out = torch.zeros(B, M, dtype=torch.long)
         length = torch.full((B,), M, dtype=torch.long)  # trace length (tokens before the stop token)
@@ -225,33 +291,63 @@ class Job:
         return [[{"tokens": out[g_ * K + k, : length[g_ * K + k]].tolist(), "emitted": int(stop[g_ * K + k]) == self.a_id}
                  for k in range(K)] for g_ in range(G)]
 
-    # ---- score: one batched forward, SPEC §3, the weights of SPEC §4 -------------------------------------------
+    # ---- score: one batched forward (or one per micro-batch), SPEC §3, the weights of SPEC §4 ---------------------
+    def logprobs(self, idx):
+        """idx (S, L) right-padded sequences -> (S, L-1) log π(x_t) of each next token, on autograd's graph when it
+        records (causal mask: a real token never sees the padding after it)."""
+        S, L = idx.shape
+        causal = torch.full((L, L), NEG).triu(1)[None, None]
+        pos = torch.arange(L)[None, :].expand(S, L)
+        logits = self.model(idx, pos, causal)
+        return torch.log_softmax(logits[:, :-1], dim=-1).gather(2, idx[:, 1:, None])[:, :, 0]
+
+    def runs(self, lens):
+        """Consecutive row ranges [r0, r1) of at most self.mb tokens each (a longer row is a run of its own)."""
+        out, r0, n = [], 0, 0
+        for r, len_ in enumerate(lens):
+            if n > 0 and n + len_ > self.mb:
+                out.append((r0, r))
+                r0, n = r, 0
+            n += len_
+        out.append((r0, len(lens)))
+        return out
+
     def score(self, traces):
-        """Returns (loss tensor on the forward's graph, R (G, K), A (G, K))."""
+        """Returns a Scored: the loss (on the forward's graph when there is one pass), R (G, K), A (G, K).
+        With micro-batches (job.peerMicroBatchTokens > 0) the forward runs under no_grad, a run of rows at a time,
+        and the update runs each run's forward again with autograd, then its backward (gradient accumulation)."""
         o = self.j["objective"]
         if (o["aggregation"], o["baseline"], o["advantage"], o["tokenWeight"]) != ("ws_nlog", "none", "group_std",
                                                                                   "fixed"):
             raise ValueError(f"only the default objective is written here, got {o}")
         lam = o["formatCoef"]
-        G, K, a_id = len(self.prompts), self.K, self.a_id
+        G, K, a_id = len(traces), self.K, self.a_id  # the first G questions (all of them but in a probe)
+        prompts, answers = self.prompts[:G], self.answers[:G]
         seqs, P, Z, T, emitted = [], [], [], [], []
-        for g_, (p, y) in enumerate(zip(self.prompts, self.answers)):
+        for g_, (p, y) in enumerate(zip(prompts, answers)):
             for tr in traces[g_]:  # trace sequences, row g*K + k
                 seqs.append(p + tr["tokens"] + [a_id] + y)
                 P.append(len(p)), Z.append(len(tr["tokens"])), T.append(len(y)), emitted.append(tr["emitted"])
-        for p, y in zip(self.prompts, self.answers):  # empty-trace sequences, rows G*K + g
+        for p, y in zip(prompts, answers):  # empty-trace sequences, rows G*K + g
             seqs.append(p + [a_id] + y)
             P.append(len(p)), Z.append(0), T.append(len(y)), emitted.append(True)
         S, L = len(seqs), max(len(s) for s in seqs)
         idx = torch.zeros(S, L, dtype=torch.long)
         for i, s in enumerate(seqs):
             idx[i, : len(s)] = torch.tensor(s)
+        lens = [len(s) for s in seqs]
         P, Z, T = torch.tensor(P), torch.tensor(Z), torch.tensor(T)
         emitted = torch.tensor(emitted)
-        causal = torch.full((L, L), NEG).triu(1)[None, None]
-        pos = torch.arange(L)[None, :].expand(S, L)
-        logits = self.model(idx, pos, causal)
-        lp = torch.log_softmax(logits[:, :-1], dim=-1).gather(2, idx[:, 1:, None])[:, :, 0]  # (S, L-1): log π(x_t)
+        runs = None
+        if self.mb and sum(lens) > self.mb:
+            runs = self.runs(lens)
+            lp = torch.zeros(S, L - 1)
+            with torch.no_grad():
+                for r0, r1 in runs:
+                    Lr = max(lens[r0:r1])
+                    lp[r0:r1, : Lr - 1] = self.logprobs(idx[r0:r1, :Lr])
+        else:
+            lp = self.logprobs(idx)  # (S, L-1): log π(x_t)
         # answer log-probabilities: token P+Z+1+i is lp[:, P+Z+i]
         Tm = int(T.max())
         i = torch.arange(Tm)[None, :]
@@ -276,22 +372,39 @@ class Job:
         fmt = (j == Pt + Zt) & ~emitted[: G * K, None]
         w = (A.reshape(-1, 1) * trace + 1.0 * answer + lam * fmt) / (G * K)  # token weight s = 1 (fixed)
         loss = -(w * lp[: G * K]).sum()
-        return loss, R, A
+        if runs is None:
+            return Scored(loss, R, A, loss.backward)
 
-    def update(self, loss):
+        def backward():
+            """each run's forward with autograd and its backward, over the trace rows (the empty-trace rows, rows
+            G·K and up, have weight 0: b is a constant); the loss"""
+            total = 0.0
+            for r0, r1 in runs:
+                r1 = min(r1, G * K)
+                if r0 >= r1:
+                    continue
+                Lr = max(lens[r0:r1])
+                part = -(w[r0:r1, : Lr - 1] * self.logprobs(idx[r0:r1, :Lr])).sum()
+                part.backward()
+                total += float(part)
+            return total
+
+        return Scored(float(loss), R, A, backward)
+
+    def update(self, scored):
         self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.clip)
+        scored.backward()
+        norm = torch.nn.utils.clip_grad_norm_(self.trained, self.clip)
         self.opt.step()
         return float(norm)
 
-    def step(self, seed):
+    def step(self, seed, M=None):
         t0 = time.perf_counter()
-        traces = self.rollout(seed)
+        traces = self.rollout(seed, M)
         t1 = time.perf_counter()
-        loss, _, _ = self.score(traces)
+        scored = self.score(traces)
         t2 = time.perf_counter()
-        self.update(loss)
+        self.update(scored)
         t3 = time.perf_counter()
         flat = [tr for grp in traces for tr in grp]
         return {
@@ -302,17 +415,34 @@ class Job:
             "traceTokens": sum(len(tr["tokens"]) for tr in flat),
             "emitted": sum(tr["emitted"] for tr in flat),
             "truncated": sum(len(tr["tokens"]) == self.M for tr in flat),
-            "loss": float(loss),
+            "loss": float(scored.loss),
         }
+
+    def probe(self, seed, M, groups):
+        """A short step, for choosing a thread setting: all G·K traces of at most M tokens, the score and the
+        update on the first `groups` questions' only; its time (ms)."""
+        self.restore()
+        t0 = time.perf_counter()
+        traces = self.rollout(seed, M)
+        self.update(self.score(traces[:groups]))
+        return (time.perf_counter() - t0) * 1e3
 
     def check(self, traces):
         self.restore()
-        loss, R, A = self.score(traces)
+        scored = self.score(traces)
         self.model.zero_grad(set_to_none=True)
-        loss.backward()
-        norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), float("inf"))
+        back = scored.backward()
+        loss = float(scored.loss) if back is None else back  # a micro-batched backward returns its own loss
+        norm = torch.nn.utils.clip_grad_norm_(self.trained, float("inf"))
         self.model.zero_grad(set_to_none=True)
-        return {"loss": float(loss), "gradNorm": float(norm), "R": R.tolist(), "A": A.tolist()}
+        return {"loss": loss, "gradNorm": float(norm), "R": scored.R.tolist(), "A": scored.A.tolist()}
+
+
+class Scored:
+    """A scored batch: the loss (a tensor on the forward's graph, or its value), R, A, and the loss's backward."""
+
+    def __init__(self, loss, R, A, backward):
+        self.loss, self.R, self.A, self.backward = loss, R, A, backward
 
 
 def serve(job_dir):
@@ -327,7 +457,8 @@ def serve(job_dir):
                     "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS"),
                     "wait_policy": os.environ.get("OMP_WAIT_POLICY"),
                     "torch": torch.__version__,
-                    "params": sum(p.numel() for p in job.model.parameters()),
+                    "params": sum(p.numel() for n, p in job.model.named_parameters() if ".lora_" not in n),
+                    "trained": sum(p.numel() for p in job.trained),
                 }
             elif op == "step":
                 vals = []
@@ -337,6 +468,8 @@ def serve(job_dir):
                 ans = {"values": vals}
             elif op == "check":
                 ans = job.check(cmd["traces"])
+            elif op == "probe":
+                ans = {"ms": job.probe(cmd["seed"], cmd["tokens"], cmd["groups"])}
             else:
                 ans = {"error": f"unknown op {op}"}
         except Exception as e:  # report, keep serving
