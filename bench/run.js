@@ -160,10 +160,7 @@ const PRUNE = 2;
 
 /** Interleaved rounds of b over nrt's workers and those of `sides`; the best entry of each side. */
 async function measure(b, sides, files) {
-  const name = b.lines
-    .filter((l) => sides.includes(l.side))
-    .map((l) => l.name)
-    .join(", ");
+  const name = b.lines.map((l) => l.name).join(", ");
   // a chunk that fails because its worker timed out (timeoutS) drops the entry; other failures end the run
   const guarded = (w, f) => async () => {
     try {
@@ -369,10 +366,7 @@ async function main() {
   const detail = [];
   for (const b of benches) {
     const sides = sideOf(b.lines);
-    const name = b.lines
-      .filter((l) => selected(l.name))
-      .map((l) => l.name)
-      .join(", ");
+    const name = b.lines.map((l) => l.name).join(", ");
     if (b.memoryGB && !(await waitForMemory(b.memoryGB, name))) {
       log(`  ${name}: skipped, less than ${b.memoryGB.toFixed(0)} GB of free memory for 10 minutes`);
       continue;
