@@ -91,15 +91,32 @@ export class Worker {
     this.proc.on("error", fail);
   }
 
-  ask(cmd) {
+  /** With `timeoutS`, a command that takes longer kills the worker (it is `dead` from then on) and rejects. */
+  ask(cmd, timeoutS) {
     return new Promise((resolve, reject) => {
-      this.waiting.push({ resolve, reject });
+      let timer;
+      const done = (f) => (x) => {
+        clearTimeout(timer);
+        f(x);
+      };
+      this.waiting.push({ resolve: done(resolve), reject: done(reject) });
       this.proc.stdin.write(`${JSON.stringify(cmd)}\n`);
+      if (timeoutS)
+        timer = setTimeout(() => {
+          this.kill();
+          reject(new Error(`${this.label}: no answer within ${timeoutS} s`));
+        }, timeoutS * 1e3);
     });
   }
 
   close() {
-    this.proc.stdin.end();
+    if (!this.dead) this.proc.stdin.end();
+  }
+
+  /** Ends the worker's process now (its pending commands are rejected). */
+  kill() {
+    this.dead = true;
+    this.proc.kill("SIGKILL");
   }
 }
 

@@ -92,17 +92,20 @@ const median = (a) => {
 // The workers of each side, one per thread setting (_workers.js), started when a benchmark first needs them.
 const pool = {};
 const workersOf = (side) => {
-  pool[side] ??= SETTINGS[side].map((s) => new Worker(side, s));
+  pool[side] = (pool[side] ?? SETTINGS[side].map(() => null)).map((w, i) =>
+    !w || w.dead ? new Worker(side, SETTINGS[side][i]) : w,
+  );
   return pool[side];
 };
 const allWorkers = () => Object.values(pool).flat();
-const values = async (w, cmd) => (await w.ask(cmd)).values;
+const values = async (w, cmd, timeoutS) => (await w.ask(cmd, timeoutS)).values;
 
 // A benchmark: one interleaved measurement giving one SPEC §8 line per peer side in `lines` ({name, side, target};
 // side "peer" is PyTorch, "llamacpp" llama.cpp); unit, whether higher is better, and run(w, files), one chunk of
 // repetitions on worker w (files: what setup() prepared). Optional: rounds (default --rounds), warm(w, files) (the
 // warm-up chunk; default run; null: no warm-up), prune (default PRUNE), settings(w) (which workers take part; default
-// all), setup() (once, before the first chunk), memoryGB (free memory to wait for first).
+// all), setup() (once, before the first chunk), memoryGB (free memory to wait for first). A chunk asked with a
+// timeout (values(w, cmd, seconds)) that takes longer drops its setting, and its worker is killed.
 const line = (name, target, side = "peer") => ({ name, side, target });
 const BENCHES = [1024, 2048]
   .map((n) => ({
@@ -166,9 +169,10 @@ const BENCHES = [1024, 2048]
       higher: true,
       rounds: Math.min(rounds, 3),
       prune: 1.15,
+      // a run over 5 minutes (an oversubscribed llama.cpp threadpool on a loaded machine: ~10x slower) is dropped
       setup: () => gguf135m(),
-      warm: (w, f) => values(w, { op: "sample", reps: 1, config: M135, maxNew: 16, ...f }),
-      run: (w, f) => values(w, { op: "sample", reps: 1, config: M135, ...f }),
+      warm: (w, f) => values(w, { op: "sample", reps: 1, config: M135, maxNew: 16, ...f }, 300),
+      run: (w, f) => values(w, { op: "sample", reps: 1, config: M135, ...f }, 300),
     },
   ]);
 
@@ -180,14 +184,24 @@ const PRUNE = 2;
 /** Interleaved rounds of b over nrt's workers and those of `sides`; the best entry of each side. */
 async function measure(b, sides, files) {
   const name = b.lines.map((l) => l.name).join(", ");
+  // a chunk that fails because its worker timed out (timeoutS) drops the entry; other failures end the run
+  const guarded = (w, f) => async () => {
+    try {
+      return await f(w, files);
+    } catch (e) {
+      if (!w.dead) throw e;
+      log(`  ${name}: dropped ${w.label} (${e.message})`);
+      return null;
+    }
+  };
   const entries = (side) =>
     workersOf(side)
       .filter((w) => (!b.settings || b.settings(w)) && (!onlyThreads || w.setting.threads === onlyThreads))
       .map((w) => ({
         side,
         label: w.label,
-        run: () => b.run(w, files),
-        warm: () => (b.warm ?? b.run)(w, files),
+        run: guarded(w, b.run),
+        warm: guarded(w, b.warm ?? b.run),
         values: [],
       }));
   const lists = ["nrt", ...sides].map(entries);
@@ -199,21 +213,48 @@ async function measure(b, sides, files) {
   const best = (list) => list.reduce((a, e) => (better(e, a) ? e : a));
   const n = b.rounds ?? rounds;
   const prune = b.prune ?? PRUNE;
-  if (b.warm !== null) for (const e of order) await e.warm();
-  for (let r = 0; r < n; r++) {
-    for (const e of r % 2 ? [...order].reverse() : order) e.values.push(...(await e.run()));
-    for (const e of order) e.median = median(e.values);
-    if (r === 0 && n > 1) {
-      const keep = (e) => {
-        const top = best(order.filter((x) => x.side === e.side));
-        return (b.higher ? top.median / e.median : e.median / top.median) <= prune;
-      };
-      for (const e of order.filter((x) => !keep(x))) log(`  ${name}: dropped ${e.label} (over ${prune}x slower)`);
-      order = order.filter(keep);
+  // drops the entries more than `factor` times slower than their side's best (by their medians)
+  const dropSlow = (factor, when) => {
+    const keep = (e) => {
+      const top = best(order.filter((x) => x.side === e.side));
+      return (b.higher ? top.median / e.median : e.median / top.median) <= factor;
+    };
+    for (const e of order.filter((x) => !keep(x)))
+      log(`  ${name}: dropped ${e.label} (over ${factor}x slower ${when})`);
+    order = order.filter(keep);
+  };
+  const alive = () => {
+    order = order.filter((e) => !e.dropped);
+  };
+  if (b.warm === undefined) for (const e of order) e.dropped = (await e.warm()) === null;
+  if (b.warm) {
+    // a warm-up of its own (shorter than a chunk): its figures only drop the hopeless settings (an oversubscribed
+    // one can be 10x slower, and one chunk of it takes minutes); they are not kept
+    for (const e of order) {
+      const v = await e.warm();
+      e.dropped = v === null;
+      e.median = v === null ? Number.NaN : median(v);
     }
+    alive();
+    dropSlow(PRUNE, "in the warm-up");
+  }
+  alive();
+  for (let r = 0; r < n; r++) {
+    for (const e of r % 2 ? [...order].reverse() : order) {
+      const v = await e.run();
+      if (v === null) e.dropped = true;
+      else e.values.push(...v);
+    }
+    alive();
+    for (const e of order) e.median = median(e.values);
+    if (r === 0 && n > 1) dropSlow(prune, "in round 1");
     log(`  ${name}: round ${r + 1}/${n}`);
   }
-  return { all, best: Object.fromEntries(["nrt", ...sides].map((side, i) => [side, best(lists[i])])) };
+  // the best of the entries that finished a chunk and were not dropped by a timeout (null: none)
+  for (const e of all) e.median = e.values.length ? median(e.values) : e.median;
+  const measured = (list) => list.filter((e) => e.values.length && !e.dropped);
+  const bestOf = (list) => (measured(list).length ? best(measured(list)) : null);
+  return { all, best: Object.fromEntries(["nrt", ...sides].map((side, i) => [side, bestOf(lists[i])])) };
 }
 
 // ---- files for the llama.cpp line: a model directory (bench/write-model.js, nrt's writer) of the weights nrt
@@ -363,12 +404,18 @@ async function main() {
     const tb = performance.now();
     const r = await measure(b, sides, b.setup?.());
     for (const l of b.lines.filter((x) => selected(x.name))) {
+      if (!r.best.nrt || !r.best[l.side]) {
+        log(`  ${l.name}: no result (every setting of a side was dropped)`);
+        continue;
+      }
       const [nrt, peer] = [r.best.nrt.median, r.best[l.side].median];
       emit({ ...l, unit: b.unit, nrt, peer, ratio: nrt / peer, labels: [r.best.nrt.label, r.best[l.side].label] });
     }
-    detail.push(`  ${name}: ${r.all.map((e) => `${e.label} ${fmt(e.median)}`).join("; ")}`);
+    const shown = (e) =>
+      `${e.label} ${fmt(e.median)}${e.dropped ? " (timed out)" : e.values.length ? "" : " (warm-up only)"}`;
+    detail.push(`  ${name}: ${r.all.map(shown).join("; ")}`);
     log(`  ${name}: ${((performance.now() - tb) / 1e3).toFixed(0)} s`);
-    for (const w of allWorkers()) await w.ask({ op: "reset" }); // the next benchmark's models get the memory
+    for (const w of allWorkers()) if (!w.dead) await w.ask({ op: "reset" }); // the next benchmark's models get the memory
   }
   for (const w of allWorkers()) w.close();
   for (const x of SELF) {
@@ -389,6 +436,13 @@ async function main() {
   if (check && rows.some((r) => !meets(r.target, r.ratio))) process.exitCode = 1;
   if (detail.length) log(`\nmedian of every setting:\n${detail.join("\n")}`);
 }
+
+for (const sig of ["SIGINT", "SIGTERM"])
+  process.on(sig, () => {
+    for (const w of allWorkers()) w.kill();
+    if (scratch) rmSync(scratch, { recursive: true, force: true });
+    process.exit(130);
+  });
 
 main()
   .catch((e) => {

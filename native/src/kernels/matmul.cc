@@ -84,7 +84,9 @@ static void rows_all(float* out, const float* inp, const float* w, int N, int IN
     for (int k = 0; k < IN; k++) xT[(size_t)k * NV * LW + n] = inp[(long)n * IN + k];
   const float* x = xT.data();
   const int nb = OUT / OB;
-#pragma omp parallel for schedule(static)
+  // dynamic chunks of 16 blocks (~300 KB of a 576-wide weight): a thread that shares its core with another process
+  // takes fewer, instead of holding the other up at the end (the results do not depend on who computes a block)
+#pragma omp parallel for schedule(dynamic, 16)
   for (int b = 0; b < nb; b++) rows_block<L, NV, OB>(out + (long)b * OB, x, w + (long)b * OB * IN, N, IN, OUT, accumulate);
   for (int o = nb * OB; o < OUT; o++) rows_block<L, NV, 1>(out + o, x, w + (long)o * IN, N, IN, OUT, accumulate);
 }
