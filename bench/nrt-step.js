@@ -369,7 +369,7 @@ async function schedule(W, workers, rounds, reps) {
 /**
  * The probe, a short step: the rollout of all G·K traces at most `tokens` long (a prefill and a few decoding
  * steps, at the step's batch size), then the score and the update of the first `groups` questions (~450 tokens),
- * so that every phase counts. Twice per setting (the first warms the worker up), the second timed.
+ * so that every phase counts. Once per setting, as the worker's first step (so every setting starts cold alike).
  */
 const PROBE = { tokens: 8, groups: 2 };
 
@@ -391,7 +391,7 @@ function within(promise, ms) {
 async function scheduleLong(name, workers, spawn, settings, rounds, reps) {
   // The settings one at a time, alternating sides. A worker is closed as soon as it is not its side's fastest
   // (each holds a 135M model and its buffers), and stopped if its probe takes over PRUNE times the side's fastest
-  // setting's so far (its first, untimed one: 1.5·PRUNE times that setting's first).
+  // setting's so far.
   const fastest = {};
   const n = Math.max(settings.nrt.length, settings.peer.length);
   for (let i = 0; i < n; i++)
@@ -399,23 +399,16 @@ async function scheduleLong(name, workers, spawn, settings, rounds, reps) {
       const s = settings[side][i];
       if (!s) continue;
       const w = workers.find((x) => x.side === side && x.setting === s) ?? spawn(side, s);
-      const f = fastest[side];
-      for (const [key, seed, limit] of [
-        ["warm", 98, 1.5 * PRUNE * (f?.warm ?? Number.POSITIVE_INFINITY)],
-        ["probe", 99, PRUNE * (f?.probe ?? Number.POSITIVE_INFINITY)],
-      ]) {
-        const asked = w.ask({ op: "probe", seed, ...PROBE });
-        asked.catch(() => {}); // a stopped worker's answer never comes
-        const r = await within(asked, limit);
-        w[key] = r?.ms ?? null;
-        if (r === null) {
-          w.probe = null;
-          log(`  ${name}: stopped ${w.label} (${key === "warm" ? "first " : ""}probe over ${fmt(limit)} ms)`);
-          w.proc.kill();
-          break;
-        }
+      await w.ask({ op: "info" }); // loaded: the limit below is the probe's alone
+      const limit = PRUNE * (fastest[side]?.probe ?? Number.POSITIVE_INFINITY);
+      const asked = w.ask({ op: "probe", seed: 99, ...PROBE });
+      asked.catch(() => {}); // a stopped worker's answer never comes
+      w.probe = (await within(asked, limit))?.ms ?? null;
+      if (w.probe === null) {
+        log(`  ${name}: stopped ${w.label} (probe over ${fmt(limit)} ms, ${PRUNE}x the fastest ${side} setting's)`);
+        w.proc.kill();
+        continue;
       }
-      if (w.probe === null) continue;
       w.median = w.probe;
       const old = fastest[side];
       if (!old || w.probe < old.probe) fastest[side] = w;
