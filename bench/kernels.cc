@@ -1,7 +1,7 @@
-// Per-kernel timings of the vectorised attention against its naive oracle, with the largest difference between
+// Per-kernel timings of the blocked attention against its naive oracle, with the largest difference between
 // the two (relative to the largest value), plus SwiGLU and cross-entropy, on the reference step's shapes
-// (B=16, T=64, NH=4, HS=32, F=384, V=512); then the few-row products (matmul_forward_rows) against their oracle,
-// and one SmolLM2-135M sampling step's products, that kernel against OpenBLAS. Plain C++ over native/src/kernels,
+// (B=16, T=64, NH=4, HS=32, F=384, V=512) and one SmolLM2-135M layer's attention (2 x 256 tokens); then the few-row
+// products (matmul_forward_rows) against their oracle, and one SmolLM2-135M sampling step's products, that kernel against OpenBLAS. Plain C++ over native/src/kernels,
 // no Node:
 //   g++ -std=c++17 -O3 -march=native -fopenmp -fno-math-errno -Inative/src
 //       -I/usr/include/x86_64-linux-gnu/openblas-openmp bench/kernels.cc
@@ -59,10 +59,10 @@ int main() {
   std::normal_distribution<float> nd(0, 1);
   bool ok = true;
   // fast vs naive on ragged sequences, MHA/GQA/MQA, head sizes 8..32, with and without a window
-  const int cases[][4] = {{4, 4, 32, 0}, {4, 2, 16, 0}, {4, 1, 8, 3}, {4, 4, 32, 5}, {2, 2, 24, 0}};
+  const int cases[][4] = {{4, 4, 32, 0}, {4, 2, 16, 0}, {4, 1, 8, 3}, {4, 4, 32, 5}, {2, 2, 24, 0}, {4, 2, 16, 70}};
   for (const auto& cs : cases) {
     const int NH = cs[0], NKV = cs[1], HS = cs[2], W = cs[3];
-    const std::vector<int> lens = {9, 1, 24, 6, 64, 17};
+    const std::vector<int> lens = {9, 1, 24, 6, 64, 17, 150, 65};
     const int S = (int)lens.size();
     std::vector<int32_t> ss(S + 1, 0);
     std::vector<int64_t> ao(S + 1, 0);
@@ -102,6 +102,24 @@ int main() {
   printf("  attention backward  %6.3f  (naive %6.3f)\n",
          best_ms(20, [&] { attention_backward_set(pd, pdy, pa, pq, pss, pao, S, NH, NH, HS, 0); }),
          best_ms(20, [&] { attention_backward_naive(pd, pdy, pa, pq, pss, pao, S, NH, NH, HS, 0); }));
+  {
+    // one SmolLM2-135M layer's attention at the training benchmark's 2 x 256 tokens (NH=9, NKV=3, HS=64)
+    const int S2 = 2, T2 = 256, NH2 = 9, NKV2 = 3, HS2 = 64, N2 = S2 * T2, QKV2 = (NH2 + 2 * NKV2) * HS2;
+    std::vector<int32_t> ss2(S2 + 1);
+    std::vector<int64_t> ao2(S2 + 1);
+    for (int s = 0; s <= S2; s++) ss2[s] = s * T2, ao2[s] = (int64_t)s * NH2 * T2 * T2;
+    std::vector<float> q2((size_t)N2 * QKV2), dy2((size_t)N2 * NH2 * HS2), o2((size_t)N2 * NH2 * HS2), a2(ao2[S2]),
+        d2((size_t)N2 * QKV2);
+    for (auto& x : q2) x = nd(rng);
+    for (auto& x : dy2) x = nd(rng);
+    printf("  135M attention fwd  %6.3f  (2x256 tokens, 9/3 heads of 64)\n", best_ms(20, [&] {
+             attention_forward(o2.data(), a2.data(), q2.data(), ss2.data(), ao2.data(), S2, NH2, NKV2, HS2, 0);
+           }));
+    printf("  135M attention bwd  %6.3f\n", best_ms(20, [&] {
+             attention_backward_set(d2.data(), dy2.data(), a2.data(), q2.data(), ss2.data(), ao2.data(), S2, NH2, NKV2,
+                                    HS2, 0);
+           }));
+  }
   std::vector<float> gu((size_t)N * 2 * F), act((size_t)N * F), dgu((size_t)N * 2 * F), lg((size_t)N * V), lg2;
   std::vector<float> lse(N), lp(N), en(N), w(N, 1.0f);
   std::vector<int32_t> tg(N);

@@ -5,12 +5,12 @@
 //   att: per sequence s, probabilities (NH, T_s, T_s) at att_off[s]; entries outside the mask are 0
 // Backward ACCUMULATES into dqkv(N,QKV).
 //
-// Two implementations. The *_naive ones loop over (i, j, e) directly: the oracle, and the path for head sizes that
-// are not a multiple of 8. The fast ones (AVX2, HS % 8 == 0) copy one sequence's keys (or values) of one head
-// transposed, (HS, Tp) with Tp = T rounded up to 8 and zero padding, so that a query's scores against all keys
-// are 8-wide FMAs over j with no horizontal sums; the weighted sums over j (y, dq, dk, dv) are 8-wide over e.
-// Scores are computed over [lo, i] rounded out to multiples of 8; the padding is never read back.
+// Two implementations. The *_naive ones loop over (i, j, e) directly: the oracle. The fast ones (*_blocks) are
+// OpenBLAS products over blocks of queries and the band of keys they see (below).
+#include <cblas.h>
+
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <vector>
 
@@ -105,118 +105,99 @@ void attention_backward_naive(float* dqkv, const float* dout, const float* att, 
     }
 }
 
-#ifdef NRT_AVX2
+// ---- the training attention as products of blocks (OpenBLAS, one thread per call: they run inside the parallel
+// loops below, where OpenBLAS does not start threads of its own)
+// Queries in blocks of BQ rows [i0, i1) against the keys they can see, [window_lo(i0), i1): the scores, the
+// weighted sums and their gradients are GEMMs over that band, and the few entries of it outside the mask (above the
+// diagonal, or before a row's window) are zero in P and dS, so they add nothing. Waste: about BQ/2 keys per query.
+constexpr int ATT_BQ = 64;
 
-// The (HS, Tp) transpose of rows x[j * ld + e], j < T, zero beyond T.
-static void transpose_pad(float* t, const float* x, long ld, int T, int Tp, int HS) {
-  for (int e = 0; e < HS; e++) {
-    float* r = t + (long)e * Tp;
-    for (int j = 0; j < T; j++) r[j] = x[j * ld + e];
-    for (int j = T; j < Tp; j++) r[j] = 0.0f;
+// Per (sequence, query head, query block), any order: S = scale Q K^T into P's rows, softmax over each row's mask,
+// zeros elsewhere, then y = P V.
+static void attention_forward_blocks(float* out, float* att, const float* qkv, const int32_t* seq_start,
+                                     const int64_t* att_off, int S, int NH, int NKV, int HS, int window) {
+  const int Q = NH * HS, KV = NKV * HS, QKV = Q + 2 * KV, group = NH / NKV;
+  const float scale = 1.0f / std::sqrt((float)HS);
+  std::vector<std::array<int, 3>> tasks;  // (s, h, i0)
+  for (int s = 0; s < S; s++)
+    for (int h = 0; h < NH; h++)
+      for (int i0 = 0; i0 < seq_start[s + 1] - seq_start[s]; i0 += ATT_BQ) tasks.push_back({s, h, i0});
+#pragma omp parallel for schedule(dynamic, 1)
+  for (size_t t = 0; t < tasks.size(); t++) {
+    const int s = tasks[t][0], h = tasks[t][1], i0 = tasks[t][2], o = seq_start[s], T = seq_start[s + 1] - o;
+    const int i1 = std::min(T, i0 + ATT_BQ), m = i1 - i0, j0 = window_lo(i0, window), w = i1 - j0, kv = h / group;
+    const float* kb = qkv + (long)o * QKV + Q + kv * HS;
+    float* P = att + att_off[s] + ((long)h * T + i0) * T;  // row i0 of head h
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, w, HS, scale, qkv + (long)(o + i0) * QKV + h * HS, QKV,
+                kb + (long)j0 * QKV, QKV, 0.0f, P + j0, T);
+    for (int i = i0; i < i1; i++) {
+      float* p = P + (long)(i - i0) * T;
+      const int lo = window_lo(i, window), n = i + 1 - lo;
+      const float mx = max_of(p + lo, n);
+      const float inv = 1.0f / exp_shift_sum(p + lo, p + lo, mx, n);
+      for (int j = lo; j <= i; j++) p[j] *= inv;
+      std::fill(p, p + lo, 0.0f);
+      std::fill(p + i + 1, p + T, 0.0f);
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, HS, w, 1.0f, P + j0, T, kb + KV + (long)j0 * QKV, QKV,
+                0.0f, out + (long)(o + i0) * Q + h * HS, Q);
   }
 }
 
-// out[j] = sum_e a[e] * bt[e * Tp + j] for j in [j0, j1), both multiples of 8; NB vectors of j at a time.
-template <int NB>
-static inline void dot_cols_block(float* out, const float* a, const float* bt, int Tp, int j, int HS) {
-  __m256 acc[NB];
-  for (int b = 0; b < NB; b++) acc[b] = _mm256_setzero_ps();
-  for (int e = 0; e < HS; e++) {
-    const __m256 ae = _mm256_broadcast_ss(a + e);
-    const float* r = bt + (long)e * Tp + j;
-    for (int b = 0; b < NB; b++) acc[b] = _mm256_fmadd_ps(ae, _mm256_loadu_ps(r + 8 * b), acc[b]);
-  }
-  for (int b = 0; b < NB; b++) _mm256_storeu_ps(out + j + 8 * b, acc[b]);
-}
-static void dot_cols(float* out, const float* a, const float* bt, int Tp, int j0, int j1, int HS) {
-  int j = j0;
-  for (; j + 32 <= j1; j += 32) dot_cols_block<4>(out, a, bt, Tp, j, HS);
-  switch ((j1 - j) / 8) {
-    case 3: dot_cols_block<3>(out, a, bt, Tp, j, HS); break;
-    case 2: dot_cols_block<2>(out, a, bt, Tp, j, HS); break;
-    case 1: dot_cols_block<1>(out, a, bt, Tp, j, HS); break;
-  }
-}
-
-static void attention_forward_avx2(float* out, float* att, const float* qkv, const int32_t* seq_start,
-                                   const int64_t* att_off, int S, int NH, int NKV, int HS, int window) {
+// Per (sequence, kv head), since the query heads of its group and all query blocks add into the same dk, dv; for
+// each head h and block, with dS = scale P o (dP - rowsum(P o dP)):
+//   dP = dy V^T ; dq = dS K ; dk += dS^T q ; dv += P^T dy      (over the block's band of keys)
+// acc = false: dqkv is written (=), not accumulated.
+static void attention_backward_blocks(float* dqkv, const float* dout, const float* att, const float* qkv,
+                                      const int32_t* seq_start, const int64_t* att_off, int S, int NH, int NKV,
+                                      int HS, int window, bool acc) {
   const int Q = NH * HS, KV = NKV * HS, QKV = Q + 2 * KV, group = NH / NKV;
   const float scale = 1.0f / std::sqrt((float)HS);
 #pragma omp parallel
   {
-    std::vector<float> kt, sc;
-#pragma omp for schedule(dynamic, 1) collapse(2)
-    for (int s = 0; s < S; s++)
-      for (int h = 0; h < NH; h++) {
-        const int o = seq_start[s], T = seq_start[s + 1] - o, Tp = (T + 7) & ~7, kv = h / group;
-        kt.resize((size_t)HS * Tp);
-        sc.resize(Tp);
-        transpose_pad(kt.data(), qkv + (long)o * QKV + Q + kv * HS, QKV, T, Tp, HS);
-        const float* vbase = qkv + (long)o * QKV + Q + KV + kv * HS;
-        for (int i = 0; i < T; i++) {
-          const float* q = qkv + (long)(o + i) * QKV + h * HS;
-          float* p = att + att_off[s] + ((long)h * T + i) * T;
-          const int lo = window_lo(i, window), n = i + 1 - lo;
-          dot_cols(sc.data(), q, kt.data(), Tp, lo & ~7, (i + 8) & ~7, HS);
-          for (int j = lo; j <= i; j++) sc[j] *= scale;
-          const float mx = max_of(sc.data() + lo, n);
-          const float inv = 1.0f / exp_shift_sum(sc.data() + lo, sc.data() + lo, mx, n);
-          for (int j = 0; j < lo; j++) p[j] = 0.0f;
-          for (int j = lo; j <= i; j++) p[j] = sc[j] * inv;
-          for (int j = i + 1; j < T; j++) p[j] = 0.0f;
-          wsum_rows(out + (long)(o + i) * Q + h * HS, p, 1, vbase, QKV, lo, i, HS, false);
-        }
-      }
-  }
-}
-
-// Per (sequence, kv head) and each query head h of its group, with dS (T, T) = scale P o (dP - rowsum(P o dP)):
-//   row by row i:    dp_i = dy_i V^T (8-wide over j against V transposed); dS_i; dq_i = dS_i K
-//   column by column j: dv_j += sum_i P_ij dy_i ; dk_j += sum_i dS_ij q_i   (i from j to j + W - 1)
-// so every output row is summed in registers and stored once. acc = false: dqkv is written (=), not accumulated.
-static void attention_backward_avx2(float* dqkv, const float* dout, const float* att, const float* qkv,
-                                    const int32_t* seq_start, const int64_t* att_off, int S, int NH, int NKV,
-                                    int HS, int window, bool acc) {
-  const int Q = NH * HS, KV = NKV * HS, QKV = Q + 2 * KV, group = NH / NKV;
-  const float scale = 1.0f / std::sqrt((float)HS);
-#pragma omp parallel
-  {
-    std::vector<float> vt, dp, dS;
+    std::vector<float> dS;
 #pragma omp for schedule(dynamic, 1) collapse(2)
     for (int s = 0; s < S; s++)
       for (int kv = 0; kv < NKV; kv++) {
-        const int o = seq_start[s], T = seq_start[s + 1] - o, Tp = (T + 7) & ~7;
-        vt.resize((size_t)HS * Tp);
-        dp.resize(Tp);
-        dS.resize((size_t)T * T);
-        const float* kbase = qkv + (long)o * QKV + Q + kv * HS;
-        float* dkbase = dqkv + (long)o * QKV + Q + kv * HS;
-        transpose_pad(vt.data(), kbase + KV, QKV, T, Tp, HS);
-        for (int h = kv * group; h < (kv + 1) * group; h++) {
-          const float* P = att + att_off[s] + (long)h * T * T;
-          const float* dybase = dout + (long)o * Q + h * HS;
-          for (int i = 0; i < T; i++) {
-            const float* p = P + (long)i * T;
-            float* ds = dS.data() + (long)i * T;
-            const int lo = window_lo(i, window);
-            dot_cols(dp.data(), dybase + (long)i * Q, vt.data(), Tp, lo & ~7, (i + 8) & ~7, HS);
-            float dot = 0.0f;
-            for (int j = lo; j <= i; j++) dot += p[j] * dp[j];
-            for (int j = lo; j <= i; j++) ds[j] = p[j] * (dp[j] - dot) * scale;
-            wsum_rows(dqkv + (long)(o + i) * QKV + h * HS, ds, 1, kbase, QKV, lo, i, HS, acc);
-          }
-          // the first head of the group starts dk, dv (or adds to them when acc); the others add
-          const bool add = acc || h > kv * group;
+        const int o = seq_start[s], T = seq_start[s + 1] - o;
+        const float* kb = qkv + (long)o * QKV + Q + kv * HS;
+        float* dkb = dqkv + (long)o * QKV + Q + kv * HS;
+        if (!acc)
           for (int j = 0; j < T; j++) {
-            const int hi = window > 0 && j + window - 1 < T - 1 ? j + window - 1 : T - 1;
-            wsum_rows(dkbase + (long)j * QKV + KV, P + j, T, dybase, Q, j, hi, HS, add);
-            wsum_rows(dkbase + (long)j * QKV, dS.data() + j, T, qkv + (long)o * QKV + h * HS, QKV, j, hi, HS, add);
+            std::fill(dkb + (long)j * QKV, dkb + (long)j * QKV + HS, 0.0f);
+            std::fill(dkb + (long)j * QKV + KV, dkb + (long)j * QKV + KV + HS, 0.0f);
+          }
+        dS.resize((size_t)ATT_BQ * T);
+        for (int h = kv * group; h < (kv + 1) * group; h++) {
+          const float* dyb = dout + (long)o * Q + h * HS;
+          const float* qb = qkv + (long)o * QKV + h * HS;
+          for (int i0 = 0; i0 < T; i0 += ATT_BQ) {
+            const int i1 = std::min(T, i0 + ATT_BQ), m = i1 - i0, j0 = window_lo(i0, window), w = i1 - j0;
+            const float* P = att + att_off[s] + ((long)h * T + i0) * T + j0;  // (m, w) at stride T
+            float* ds = dS.data();                                             // (m, w) at stride w
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, w, HS, 1.0f, dyb + (long)i0 * Q, Q,
+                        kb + KV + (long)j0 * QKV, QKV, 0.0f, ds, w);
+            for (int r = 0; r < m; r++) {
+              const int i = i0 + r, lo = window_lo(i, window) - j0, hi = i - j0;
+              const float* p = P + (long)r * T;
+              float* d = ds + (long)r * w;
+              float dot = 0.0f;
+              for (int j = lo; j <= hi; j++) dot += p[j] * d[j];
+              for (int j = lo; j <= hi; j++) d[j] = p[j] * (d[j] - dot) * scale;
+              std::fill(d, d + lo, 0.0f);
+              std::fill(d + hi + 1, d + w, 0.0f);
+            }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, HS, w, 1.0f, ds, w, kb + (long)j0 * QKV, QKV,
+                        acc ? 1.0f : 0.0f, dqkv + (long)(o + i0) * QKV + h * HS, QKV);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, w, HS, m, 1.0f, ds, w, qb + (long)i0 * QKV, QKV,
+                        1.0f, dkb + (long)j0 * QKV, QKV);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, w, HS, m, 1.0f, P, T, dyb + (long)i0 * Q, Q, 1.0f,
+                        dkb + KV + (long)j0 * QKV, QKV);
           }
         }
       }
   }
 }
-#endif
 
 // ---- attention over a KV cache (sampling)
 // Per (token i, query head h) over its stream's cached positions j in [lo(pos_i), pos_i]; position j sits in slot
@@ -274,31 +255,18 @@ void attention_forward_cached(float* out, const float* qkv, const float* K, cons
 
 void attention_forward(float* out, float* att, const float* qkv, const int32_t* seq_start, const int64_t* att_off,
                        int S, int NH, int NKV, int HS, int window) {
-#ifdef NRT_AVX2
-  if (HS % 8 == 0) return attention_forward_avx2(out, att, qkv, seq_start, att_off, S, NH, NKV, HS, window);
-#endif
-  attention_forward_naive(out, att, qkv, seq_start, att_off, S, NH, NKV, HS, window);
+  attention_forward_blocks(out, att, qkv, seq_start, att_off, S, NH, NKV, HS, window);
 }
 
 void attention_backward(float* dqkv, const float* dout, const float* att, const float* qkv, const int32_t* seq_start,
                         const int64_t* att_off, int S, int NH, int NKV, int HS, int window) {
-#ifdef NRT_AVX2
-  if (HS % 8 == 0)
-    return attention_backward_avx2(dqkv, dout, att, qkv, seq_start, att_off, S, NH, NKV, HS, window, true);
-#endif
-  attention_backward_naive(dqkv, dout, att, qkv, seq_start, att_off, S, NH, NKV, HS, window);
+  attention_backward_blocks(dqkv, dout, att, qkv, seq_start, att_off, S, NH, NKV, HS, window, true);
 }
 
 void attention_backward_set(float* dqkv, const float* dout, const float* att, const float* qkv,
                             const int32_t* seq_start, const int64_t* att_off, int S, int NH, int NKV, int HS,
                             int window) {
-#ifdef NRT_AVX2
-  if (HS % 8 == 0)
-    return attention_backward_avx2(dqkv, dout, att, qkv, seq_start, att_off, S, NH, NKV, HS, window, false);
-#endif
-  const int N = seq_start[S];
-  std::fill(dqkv, dqkv + (long)N * (NH + 2 * NKV) * HS, 0.0f);
-  attention_backward_naive(dqkv, dout, att, qkv, seq_start, att_off, S, NH, NKV, HS, window);
+  attention_backward_blocks(dqkv, dout, att, qkv, seq_start, att_off, S, NH, NKV, HS, window, false);
 }
 
 }  // namespace nrt
