@@ -9,7 +9,9 @@
 // node-llama-cpp on the GGUF that nrt's exporter wrote from the weights nrt samples), reported as two lines.
 // Then the lines that compare nrt with itself (SPEC §8), from their own scripts: soak.js (soak_rss_growth, issue 9)
 // and engine-http.js (engine_http_overhead, issue 10); and nrt-step.js (nrt_step, issue 6: one full NRT step against
-// a PyTorch one, bench/peer_nrt_step.py, with its phase split on stderr); --only selects among all names.
+// a PyTorch one, bench/peer_nrt_step.py, with its phase split on stderr); the long lines of issue 18, nrt-step.js
+// --shape 135m (nrt_step_135m and its phases, minutes) and nrt-step-1b.js (train_rss_1b_lora, ~30 min); --only
+// selects among all names.
 // The table (and progress) goes to stderr; with --json, stdout gets one line per benchmark:
 //   {"name", "nrt", "peer", "unit", "ratio"} with ratio = nrt / peer.
 // Needs dist/ (npx tsc -p tsconfig.json), the addon (native/build) and /usr/bin/python3 with torch.
@@ -321,6 +323,22 @@ const SELF = [
     args: ["--rounds", String(rounds)],
     target: "<= 1.0",
     cols: ["fastest nrt setting", "fastest PyTorch setting"],
+  },
+  // issue 18's long lines: the 135M NRT step (minutes) and the 1B-shape LoRA step's peak memory (~30 min)
+  {
+    name: "nrt_step_135m",
+    also: ["nrt_step_135m_rollout", "nrt_step_135m_score", "nrt_step_135m_update"],
+    script: "nrt-step.js",
+    args: ["--shape", "135m"],
+    target: "<= 1.0",
+    cols: ["fastest nrt setting", "fastest PyTorch setting"],
+  },
+  {
+    name: "train_rss_1b_lora",
+    script: "nrt-step-1b.js",
+    args: [],
+    target: "<= 1.0",
+    cols: ["peak RSS of the step", "the 12 GB budget"],
   },
 ];
 
