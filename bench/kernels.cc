@@ -1,8 +1,8 @@
 // Per-kernel timings of the blocked attention against its naive oracle, with the largest difference between
 // the two (relative to the largest value), plus SwiGLU and cross-entropy, on the reference step's shapes
 // (B=16, T=64, NH=4, HS=32, F=384, V=512) and one SmolLM2-135M layer's attention (2 x 256 tokens); then the few-row
-// products (matmul_forward_rows) against their oracle, and one SmolLM2-135M sampling step's products, that kernel against OpenBLAS. Plain C++ over native/src/kernels,
-// no Node:
+// products (matmul_forward_rows) against their oracle, and one SmolLM2-135M sampling step's products, that kernel
+// against OpenBLAS. Plain C++ over native/src/kernels, no Node:
 //   g++ -std=c++17 -O3 -march=native -fopenmp -fno-math-errno -Inative/src
 //       -I/usr/include/x86_64-linux-gnu/openblas-openmp bench/kernels.cc
 //       native/src/kernels/{attention,swiglu,xent,matmul}.cc -o /tmp/nrt-kernels
@@ -138,7 +138,7 @@ int main() {
 
   // few-row products (matmul_forward_rows, the sampler's N <= MATMUL_ROWS_MAX) against the naive oracle, odd sizes
   for (const auto& sh : std::vector<std::array<int, 3>>{{1, 37, 13}, {5, 64, 9}, {16, 576, 963}, {17, 100, 40},
-                                                         {32, 1536, 577}, {3, 8, 1}}) {
+                                                         {32, 1536, 577}, {3, 8, 1}, {71, 200, 37}, {128, 64, 19}}) {
     const int n = sh[0], in = sh[1], out = sh[2];
     std::vector<float> x((size_t)n * in), wt((size_t)out * in), y1((size_t)n * out), y2;
     for (auto& v : x) v = nd(rng);
@@ -161,7 +161,7 @@ int main() {
     for (auto& v : P) v = 0.02f * nd(rng);
     printf("\nSmolLM2-135M sampling step, products only, %d thread(s), ms (rows kernel / OpenBLAS):\n",
            omp_get_max_threads());
-    for (int n : {1, 4, 8, 16, 24, 32}) {
+    for (int n : {1, 4, 8, 16, 24, 32, 64, 128}) {
       std::vector<float> x((size_t)n * F), y((size_t)n * V);
       for (auto& v : x) v = nd(rng);
       auto step = [&](bool rows) {

@@ -17,7 +17,9 @@ namespace nrt {
 void matmul_forward(float* out, const float* inp, const float* weight, int N, int IN, int OUT, bool accumulate);
 // The same for N <= MATMUL_ROWS_MAX rows without BLAS (what matmul_forward runs for so few rows, with AVX2; BLAS
 // for more rows or without AVX2): each out[n][o] is one FMA chain over k in order, whatever N and the threads.
-constexpr int MATMUL_ROWS_MAX = 32;
+// Up to 128 rows (a rollout of 64 or 128 streams) it beats OpenBLAS, which packs the whole weight for every call:
+// 1.2-1.7x on a 135M or 1B sampling step at 64-128 rows (bench/kernels.cc).
+constexpr int MATMUL_ROWS_MAX = 128;
 void matmul_forward_rows(float* out, const float* inp, const float* weight, int N, int IN, int OUT, bool accumulate);
 void matmul_forward_naive(float* out, const float* inp, const float* weight, int N, int IN, int OUT, bool accumulate);
 // dinp(N,IN) += dout @ weight ; dweight(OUT,IN) += dout^T @ inp   (either output may be null)

@@ -2,6 +2,7 @@
 // Backward ACCUMULATES into dinp and dweight.
 #include <cblas.h>
 
+#include <algorithm>
 #include <vector>
 
 #include "kernels.h"
@@ -74,21 +75,30 @@ static void rows_block(float* out, const float* xT, const float* w, int N, int I
 }
 
 // OB weight rows at a time: 8 for one vector of rows; with AVX-512's 32 registers 8 for two (16 accumulators), 4
-// for more (measured at 16 and 32 rows: 8 beat 6, 12 and 16 for one vector, 4 for two); with AVX2's 16, fewer
+// for more (measured at 16 and 32 rows: 8 beat 6, 12 and 16 for one vector, 4 for two); with AVX2's 16, fewer.
+// More rows than NV vectors hold are taken in chunks of NV * W rows, each block of weight rows against every chunk
+// in turn, so that the weights still stream from memory once (the chunks after the first find the block in L1).
 template <class L, int NV>
 static void rows_all(float* out, const float* inp, const float* w, int N, int IN, int OUT, bool accumulate) {
-  constexpr int OB = NV == 1 ? 8 : L::regs == 32 ? (NV == 2 ? 8 : 4) : (NV == 2 ? 4 : 2), LW = L::W;
-  static thread_local std::vector<float> xT;
-  xT.assign((size_t)IN * NV * LW, 0.0f);
+  constexpr int OB = NV == 1 ? 8 : L::regs == 32 ? (NV == 2 ? 8 : 4) : (NV == 2 ? 4 : 2), CH = NV * L::W;
+  const int nc = (N + CH - 1) / CH;
+  static thread_local std::vector<float> xT;  // chunk c: (IN, CH) at c * IN * CH, zero-padded
+  xT.assign((size_t)nc * IN * CH, 0.0f);
   for (int n = 0; n < N; n++)
-    for (int k = 0; k < IN; k++) xT[(size_t)k * NV * LW + n] = inp[(long)n * IN + k];
+    for (int k = 0; k < IN; k++) xT[((size_t)(n / CH) * IN + k) * CH + n % CH] = inp[(long)n * IN + k];
   const float* x = xT.data();
   const int nb = OUT / OB;
   // dynamic chunks of 16 blocks (~300 KB of a 576-wide weight): a thread that shares its core with another process
   // takes fewer, instead of holding the other up at the end (the results do not depend on who computes a block)
 #pragma omp parallel for schedule(dynamic, 16)
-  for (int b = 0; b < nb; b++) rows_block<L, NV, OB>(out + (long)b * OB, x, w + (long)b * OB * IN, N, IN, OUT, accumulate);
-  for (int o = nb * OB; o < OUT; o++) rows_block<L, NV, 1>(out + o, x, w + (long)o * IN, N, IN, OUT, accumulate);
+  for (int b = 0; b < nb; b++)
+    for (int c = 0; c < nc; c++)
+      rows_block<L, NV, OB>(out + (long)c * CH * OUT + (long)b * OB, x + (size_t)c * IN * CH, w + (long)b * OB * IN,
+                            std::min(CH, N - c * CH), IN, OUT, accumulate);
+  for (int o = nb * OB; o < OUT; o++)
+    for (int c = 0; c < nc; c++)
+      rows_block<L, NV, 1>(out + (long)c * CH * OUT + o, x + (size_t)c * IN * CH, w + (long)o * IN,
+                           std::min(CH, N - c * CH), IN, OUT, accumulate);
 }
 
 #endif
@@ -105,8 +115,9 @@ void matmul_forward_rows(float* out, const float* inp, const float* weight, int 
   return matmul_forward_blas(out, inp, weight, N, IN, OUT, accumulate);
 #else
   if (N > MATMUL_ROWS_MAX || N < 1) return matmul_forward_blas(out, inp, weight, N, IN, OUT, accumulate);
+  // AVX-512: one or two vectors of rows, more in chunks of two; AVX2: up to four, more in chunks of four
   if (N <= Lanes::W) return rows_all<Lanes, 1>(out, inp, weight, N, IN, OUT, accumulate);
-  if (N <= 2 * Lanes::W) return rows_all<Lanes, 2>(out, inp, weight, N, IN, OUT, accumulate);
+  if (N <= 2 * Lanes::W || Lanes::regs == 32) return rows_all<Lanes, 2>(out, inp, weight, N, IN, OUT, accumulate);
   if (N <= 3 * Lanes::W) return rows_all<Lanes, 3>(out, inp, weight, N, IN, OUT, accumulate);
   rows_all<Lanes, 4>(out, inp, weight, N, IN, OUT, accumulate);
 #endif
