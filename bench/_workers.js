@@ -113,6 +113,18 @@ export class Worker {
     if (!this.dead) this.proc.stdin.end();
   }
 
+  /** Closes the worker and resolves once its process has exited (its memory is back); it is `dead` from then on. */
+  stop() {
+    if (this.proc.exitCode !== null || this.proc.signalCode !== null) {
+      this.dead = true;
+      return Promise.resolve();
+    }
+    const exited = new Promise((ok) => this.proc.once("exit", ok));
+    this.close();
+    this.dead = true;
+    return exited;
+  }
+
   /** Ends the worker's process now (its pending commands are rejected). */
   kill() {
     this.dead = true;

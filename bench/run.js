@@ -415,6 +415,9 @@ async function main() {
     const sides = sideOf(b.lines);
     const name = b.lines.map((l) => l.name).join(", ");
     const memoryGB = b.memoryGB && (onlyThreads ? b.memoryGB / 2 : b.memoryGB); // one setting a side, not two
+    // the idle workers of the benchmarks before keep what their allocators did not return: ended first, so that
+    // the memory waited for is not our own (fresh workers start when the benchmark asks for them)
+    if (memoryGB) await Promise.all(allWorkers().map((w) => w.stop()));
     if (memoryGB && !(await waitForMemory(memoryGB, name))) {
       log(`  ${name}: skipped, less than ${memoryGB.toFixed(0)} GB of free memory for 10 minutes`);
       continue;
