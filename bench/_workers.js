@@ -113,7 +113,10 @@ export class Worker {
     if (!this.dead) this.proc.stdin.end();
   }
 
-  /** Closes the worker and resolves once its process has exited (its memory is back); it is `dead` from then on. */
+  /**
+   * Closes the worker and resolves once its process has exited (its memory is back), killing it if it has not
+   * within 10 s; it is `dead` from then on.
+   */
   stop() {
     if (this.proc.exitCode !== null || this.proc.signalCode !== null) {
       this.dead = true;
@@ -122,7 +125,8 @@ export class Worker {
     const exited = new Promise((ok) => this.proc.once("exit", ok));
     this.close();
     this.dead = true;
-    return exited;
+    const timer = setTimeout(() => this.proc.kill("SIGKILL"), 10_000);
+    return exited.then(() => clearTimeout(timer));
   }
 
   /** Ends the worker's process now (its pending commands are rejected). */
