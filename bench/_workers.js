@@ -54,7 +54,10 @@ function command(side, s) {
  */
 export function serveLines(answer) {
   let done = Promise.resolve();
-  createInterface({ input: process.stdin }).on("line", (line) => {
+  const lines = createInterface({ input: process.stdin });
+  // stdin closed (run.js's close()): exit once the commands before are answered, whatever handles a library holds
+  lines.on("close", () => done.then(() => process.exit(0)));
+  lines.on("line", (line) => {
     done = done.then(async () => {
       let ans;
       try {
