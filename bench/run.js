@@ -10,7 +10,7 @@
 // Then the lines that compare nrt with itself (SPEC §8), from their own scripts: soak.js (soak_rss_growth, issue 9)
 // and engine-http.js (engine_http_overhead, issue 10); and nrt-step.js (nrt_step, issue 6: one full NRT step against
 // a PyTorch one, bench/peer_nrt_step.py, with its phase split on stderr); the long lines of issue 18, nrt-step.js
-// --shape 135m (nrt_step_135m and its phases, minutes) and nrt-step-1b.js (train_rss_1b_lora, ~30 min); --only
+// --shape 135m (nrt_step_135m and its phases, minutes) and nrt-step-1b.js (train_rss_1b_lora, ~10 min quiet); --only
 // selects among all names.
 // The table (and progress) goes to stderr; with --json, stdout gets one line per benchmark:
 //   {"name", "nrt", "peer", "unit", "ratio"} with ratio = nrt / peer.
@@ -324,7 +324,7 @@ const SELF = [
     target: "<= 1.0",
     cols: ["fastest nrt setting", "fastest PyTorch setting"],
   },
-  // issue 18's long lines: the 135M NRT step (minutes) and the 1B-shape LoRA step's peak memory (~30 min)
+  // issue 18's long lines: the 135M NRT step (minutes) and the 1B-shape LoRA step's peak memory (~10 min)
   {
     name: "nrt_step_135m",
     also: ["nrt_step_135m_rollout", "nrt_step_135m_score", "nrt_step_135m_update"],
