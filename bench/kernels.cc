@@ -5,7 +5,7 @@
 // reference shapes, that kernel against OpenBLAS. Plain C++ over native/src/kernels, no Node:
 //   g++ -std=c++17 -O3 -march=native -fopenmp -fno-math-errno -Inative/src
 //       -I/usr/include/x86_64-linux-gnu/openblas-openmp bench/kernels.cc
-//       native/src/kernels/{attention,swiglu,xent,matmul}.cc -o /tmp/nrt-kernels
+//       native/src/kernels/{attention,swiglu,xent,matmul,lora}.cc -o /tmp/nrt-kernels
 //       -L/usr/lib/x86_64-linux-gnu/openblas-openmp -Wl,-rpath,/usr/lib/x86_64-linux-gnu/openblas-openmp -lopenblas
 //   && OMP_NUM_THREADS=1 /tmp/nrt-kernels
 // (one command line; the OpenBLAS paths are Debian's, as in native/binding.gyp)
@@ -88,6 +88,83 @@ static void sampling_products(const char* name, int C, int QKV, int F, int L, in
     const double gf = 2.0 * n * (per * L + (double)V * C) / 1e6;
     printf("  N=%3d  %8.3f / %8.3f   (%5.1f / %5.1f GFLOP/s)\n", n, tr, tb, gf / tr, gf / tb);
   }
+}
+
+// The LoRA products (lora.cc) against the same products through OpenBLAS, one call each: the largest difference
+// on odd shapes, then one SmolLM2-135M layer's worth (N 512 tokens, rank R, the seven targets in their four
+// groups: q k v over C, o over C, gate up over C, down over F), best of 20, ms. The OpenBLAS forms are what lora.cc
+// ran before its own kernels.
+struct LoraShape {
+  int N, IN, OUT, R;
+};
+static void lora_blas(std::vector<float>& out, std::vector<float>& dB, std::vector<float>& t, std::vector<float>& dA,
+                      std::vector<float>& dinp, const std::vector<float>& u, const std::vector<float>& B,
+                      const std::vector<float>& dout, const std::vector<float>& inp, const std::vector<float>& A,
+                      const LoraShape& s, float sc) {
+  const int N = s.N, IN = s.IN, OUT = s.OUT, R = s.R;
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OUT, R, sc, u.data(), R, B.data(), R, 1.0f, out.data(), OUT);
+  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OUT, R, N, sc, dout.data(), OUT, u.data(), R, 1.0f, dB.data(),
+              R);
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, R, OUT, 1.0f, dout.data(), OUT, B.data(), R, 0.0f,
+              t.data(), R);
+  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, R, IN, N, sc, t.data(), R, inp.data(), IN, 1.0f, dA.data(), IN);
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, IN, R, sc, t.data(), R, A.data(), IN, 1.0f, dinp.data(),
+              IN);
+}
+static void lora_ours(std::vector<float>& out, std::vector<float>& dB, std::vector<float>& t, std::vector<float>& dA,
+                      std::vector<float>& dinp, const std::vector<float>& u, const std::vector<float>& B,
+                      const std::vector<float>& dout, const std::vector<float>& inp, const std::vector<float>& A,
+                      const LoraShape& s, float sc) {
+  lora_up(out.data(), s.OUT, u.data(), s.R, B.data(), s.N, s.OUT, s.R, sc);
+  lora_up_backward(dB.data(), t.data(), s.R, dout.data(), s.OUT, u.data(), s.R, B.data(), s.N, s.OUT, s.R, sc);
+  lora_down_backward(dinp.data(), dA.data(), t.data(), s.R, inp.data(), A.data(), s.N, s.IN, s.R, sc);
+}
+static bool lora_products(std::mt19937& rng) {
+  std::normal_distribution<float> nd(0, 1);
+  bool ok = true;
+  auto fill = [&](size_t n) {
+    std::vector<float> v(n);
+    for (auto& x : v) x = nd(rng);
+    return v;
+  };
+  auto check = [&](const LoraShape& s) {
+    const auto u = fill((size_t)s.N * s.R), B = fill((size_t)s.OUT * s.R), dout = fill((size_t)s.N * s.OUT),
+               inp = fill((size_t)s.N * s.IN), A = fill((size_t)s.R * s.IN);
+    std::vector<float> o1 = fill((size_t)s.N * s.OUT), b1 = fill((size_t)s.OUT * s.R), t1((size_t)s.N * s.R, 3.0f),
+                       a1 = fill((size_t)s.R * s.IN), d1 = fill((size_t)s.N * s.IN);
+    auto o2 = o1, b2 = b1, t2 = t1, a2 = a1, d2 = d1;
+    lora_blas(o1, b1, t1, a1, d1, u, B, dout, inp, A, s, 0.5f);
+    lora_ours(o2, b2, t2, a2, d2, u, B, dout, inp, A, s, 0.5f);
+    double e = 0;
+    for (auto [x, y] : {std::pair{&o1, &o2}, {&b1, &b2}, {&t1, &t2}, {&a1, &a2}, {&d1, &d2}})
+      e = std::max(e, rel_maxdiff(*y, *x));
+    return e;
+  };
+  for (const LoraShape& s : std::vector<LoraShape>{
+           {70, 96, 128, 16}, {1, 5, 3, 1}, {33, 100, 37, 5}, {17, 577, 1536, 48}, {512, 64, 576, 17}, {9, 8, 8, 8}}) {
+    const double e = check(s);
+    ok = ok && e < 1e-5;
+    printf("lora N=%d IN=%d OUT=%d R=%d  vs OpenBLAS: %.1e\n", s.N, s.IN, s.OUT, s.R, e);
+  }
+  const int N = 512, C = 576, F = 1536, R = 16;
+  printf("\nSmolLM2-135M layer's LoRA products (N %d, rank %d, 7 targets), %d thread(s), best of 20, ms "
+         "(lora.cc / OpenBLAS):\n", N, R, omp_get_max_threads());
+  double tot[2] = {0, 0};
+  for (const LoraShape& s : std::vector<LoraShape>{{N, C, C, R},     {N, C, 192, R}, {N, C, 192, R}, {N, C, C, R},
+                                                   {N, C, F, R},     {N, C, F, R},   {N, F, C, R}}) {
+    const auto u = fill((size_t)s.N * s.R), B = fill((size_t)s.OUT * s.R), dout = fill((size_t)s.N * s.OUT),
+               inp = fill((size_t)s.N * s.IN), A = fill((size_t)s.R * s.IN);
+    std::vector<float> o((size_t)s.N * s.OUT), b((size_t)s.OUT * s.R), t((size_t)s.N * s.R), a((size_t)s.R * s.IN),
+        d((size_t)s.N * s.IN);
+    const double ours = best_ms(20, [&] { lora_ours(o, b, t, a, d, u, B, dout, inp, A, s, 0.5f); });
+    const double blas = best_ms(20, [&] { lora_blas(o, b, t, a, d, u, B, dout, inp, A, s, 0.5f); });
+    const double gf = 2.0 * s.N * s.R * (3.0 * s.OUT + 2.0 * s.IN) * 1e-6;
+    tot[0] += ours, tot[1] += blas;
+    printf("  IN %4d OUT %4d  %6.3f / %6.3f   (%5.1f / %5.1f GFLOP/s)\n", s.IN, s.OUT, ours, blas, gf / ours,
+           gf / blas);
+  }
+  printf("  layer           %6.3f / %6.3f\n", tot[0], tot[1]);
+  return ok;
 }
 
 int main() {
@@ -193,6 +270,7 @@ int main() {
   // F=384, V=512 untied; ~1 MB, in cache)
   sampling_products("SmolLM2-135M", 576, 960, 1536, 30, 49152, {1, 4, 8, 16, 24, 32, 64, 128}, rng);
   sampling_products("reference", 128, 384, 384, 4, 512, {16, 32, 64, 128}, rng);
+  ok = lora_products(rng) && ok;
   if (!ok) printf("FAILED: a fast kernel and its naive oracle differ by more than 1e-5 of the scale\n");
   return ok ? 0 : 1;
 }

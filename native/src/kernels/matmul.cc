@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "kernels.h"
-#include "vecmath.h"
+#include "lanes.h"
 
 namespace nrt {
 
@@ -18,27 +18,6 @@ namespace nrt {
 // broadcast once and multiplied into all rows at once, acc[o] += w[o][k] * xT[k], the weight read once, in order,
 // straight from its (OUT, IN) layout. Each out[n][o] is one FMA chain over k in order, so it does not depend on
 // the other rows, the blocking or the thread count.
-#ifdef __AVX512F__
-struct Lanes {
-  using V = __m512;
-  static constexpr int W = 16, regs = 32;
-  static V zero() { return _mm512_setzero_ps(); }
-  static V load(const float* p) { return _mm512_loadu_ps(p); }
-  static V bcast(const float* p) { return _mm512_set1_ps(*p); }
-  static V fma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
-  static void store(float* p, V v) { _mm512_storeu_ps(p, v); }
-};
-#else
-struct Lanes {
-  using V = __m256;
-  static constexpr int W = 8, regs = 16;
-  static V zero() { return _mm256_setzero_ps(); }
-  static V load(const float* p) { return _mm256_loadu_ps(p); }
-  static V bcast(const float* p) { return _mm256_broadcast_ss(p); }
-  static V fma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
-  static void store(float* p, V v) { _mm256_storeu_ps(p, v); }
-};
-#endif
 
 // OB weight rows (out columns o..o+OB, OB * IN contiguous floats) against all N <= NV * LW rows. The block two
 // blocks ahead is prefetched into L2 as one linear stream, OB lines every 16 k, so that memory sees sequential
